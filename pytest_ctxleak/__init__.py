@@ -1,0 +1,20 @@
+"""pytest-ctxleak: a refcounted, capped pool of Playwright browser contexts, and a
+pytest plugin that fails every test that leaks one."""
+
+from pytest_ctxleak.errors import (
+    CtxleakError,
+    LeaseError,
+    PoolClosedError,
+    PoolExhaustedError,
+)
+from pytest_ctxleak.pool import ContextPool, Lease
+
+__all__ = [
+    "ContextPool",
+    "CtxleakError",
+    "Lease",
+    "LeaseError",
+    "PoolClosedError",
+    "PoolExhaustedError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,344 @@
+"""The pytest plugin: after every test, prove that every lease it took came back.
+
+The check judges each test over its window, from before its setup to after its last
+function-scoped finalizer. A baseline of outstanding leases is taken at the start, so a
+test is blamed only for leases it took. A lease taken inside a session-, package-,
+module- or class-scoped fixture belongs to that fixture and is judged when the fixture
+is finalized. A leak turns the test's teardown report into a failure whose first line
+names the lease and its acquisition site; then the plugin releases the lease for its
+holder, so the next test starts clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from pytest_ctxleak import fixtures
+from pytest_ctxleak.ledger import Holder, LeaseRecord
+from pytest_ctxleak.pool import PoolLike, holding, open_pools
+from pytest_ctxleak.pool.base import (
+    add_pool_listener,
+    describe_error,
+    remove_pool_listener,
+)
+from pytest_ctxleak.report import (
+    Leak,
+    LeakRepr,
+    format_leaks,
+    lease_leak,
+    over_cap_leak,
+)
+from pytest_ctxleak.settings import (
+    MARKER_HELP,
+    SETTINGS_KEY,
+    TEST_SETTINGS_KEY,
+    Settings,
+    TestSettings,
+    add_options,
+    resolve_settings,
+    resolve_test_settings,
+    settings_for,
+)
+from pytest_ctxleak.sites import UNKNOWN_SITE, Site
+
+logger = logging.getLogger("pytest_ctxleak")
+
+
+class CtxleakWarning(pytest.PytestWarning):
+    """A leak found in warn mode, a lease left over from an earlier test, or a hung
+    close."""
+
+
+@dataclass
+class Window:
+    """What the check knows about the test that is running."""
+
+    nodeid: str
+    settings: TestSettings
+    # (id(pool), lease_id) of every lease outstanding when the window opened.
+    baseline: set[tuple[int, int]]
+    # Every pool open at the start or created during the window, kept alive until
+    # the window closes so a pool made and dropped by the test is still judged.
+    pools: dict[int, PoolLike]
+    close_problems_seen: dict[int, int]
+
+
+@dataclass
+class RunState:
+    """Run-wide state of the plugin, kept on ``config.stash``."""
+
+    settings: Settings
+    window: Window | None = None
+    # Leaks of wider-scoped fixtures, found when the fixture was finalized and
+    # reported on the teardown of the test during which that happened.
+    fixture_leaks: list[Leak] = field(default_factory=list)
+    # (node id, first line) of every test that leaked, for the terminal summary.
+    leaked_tests: list[tuple[str, str]] = field(default_factory=list)
+    # Leases found outstanding when a test started, described for the summary.
+    dirty_on_entry: list[str] = field(default_factory=list)
+
+    def on_new_pool(self, pool: PoolLike) -> None:
+        if self.window is not None:
+            self.window.pools[id(pool)] = pool
+
+
+STATE_KEY = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = resolve_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    state = RunState(settings)
+    config.stash[STATE_KEY] = state
+    add_pool_listener(state.on_new_pool)
+    if not config.pluginmanager.is_registered(fixtures):
+        config.pluginmanager.register(fixtures, "ctxleak-fixtures")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        remove_pool_listener(state.on_new_pool)
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Validate every ctxleak marker before any test runs."""
+    settings = config.stash[STATE_KEY].settings
+    errors = []
+    for item in items:
+        try:
+            item.stash[TEST_SETTINGS_KEY] = resolve_test_settings(item, settings)
+        except pytest.UsageError as error:
+            errors.append(str(error))
+    if errors:
+        raise pytest.UsageError("\n".join(errors))
+
+
+def _lease_key(pool: PoolLike, record: LeaseRecord) -> tuple[int, int]:
+    return (id(pool), record.lease_id)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    state = item.config.stash[STATE_KEY]
+    pools = {id(pool): pool for pool in open_pools()}
+    baseline = set()
+    for pool in pools.values():
+        pool.ledger.reset_peak()
+        for record in pool.ledger.outstanding():
+            baseline.add(_lease_key(pool, record))
+            _note_dirty_on_entry(state, item, record)
+    state.window = Window(
+        item.nodeid,
+        settings_for(item),
+        baseline,
+        pools,
+        {key: len(getattr(pool, "close_problems", ())) for key, pool in pools.items()},
+    )
+    try:
+        with holding(Holder("test", item.nodeid)):
+            return (yield)
+    finally:
+        state.window = None
+
+
+def _note_dirty_on_entry(
+    state: RunState, item: pytest.Item, record: LeaseRecord
+) -> None:
+    """Record a lease that an earlier test or function fixture left behind.
+
+    It is the previous holder's leak, so it is reported in the summary and the log,
+    not as a failure or warning of the test that found it.
+    """
+    holder = record.holder
+    if holder.kind == "fixture" and holder.scope != "function":
+        return  # a wider-scoped fixture's lease is legitimately held across tests
+    text = (
+        f"{record.describe()} was already outstanding when {item.nodeid} started; "
+        "it is the previous holder's leak, not this test's"
+    )
+    logger.warning("%s", text)
+    state.dirty_on_entry.append(text)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Attribute leases taken during a fixture's setup to that fixture."""
+    if fixturedef.scope == "function":
+        holder = Holder("fixture", fixturedef.argname, "function", request.node.nodeid)
+    else:
+        holder = Holder("fixture", fixturedef.argname, fixturedef.scope, id(fixturedef))
+    with holding(holder):
+        return (yield)
+
+
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> None:
+    """Judge a wider-scoped fixture's leases once its finalizers have run."""
+    if fixturedef.scope == "function":
+        return
+    state = request.config.stash.get(STATE_KEY, None)
+    if state is None or state.settings.mode == "off":
+        return
+    for pool in _pools_to_judge(state):
+        for record in pool.ledger.outstanding():
+            holder = record.holder
+            if holder.kind == "fixture" and holder.key == id(fixturedef):
+                reclaimed = _reclaim(pool, record, f"fixture '{fixturedef.argname}'")
+                state.fixture_leaks.append(lease_leak(record, reclaimed))
+
+
+def _pools_to_judge(state: RunState) -> Iterator[PoolLike]:
+    pools = {id(pool): pool for pool in open_pools()}
+    if state.window is not None:
+        pools.update(state.window.pools)
+    return iter(list(pools.values()))
+
+
+def _reclaim(pool: PoolLike, record: LeaseRecord, who: str) -> str:
+    """Release a leaked lease for its holder; never raise into pytest."""
+    try:
+        return pool.reclaim(record, by=f"ctxleak, after {who} leaked it")
+    except Exception as error:
+        logger.warning("reclaiming lease #%d failed: %s", record.lease_id, error)
+        return f"failed ({describe_error(error)})"
+
+
+def _judge(state: RunState, window: Window) -> list[Leak]:
+    """Find this window's leaks, reclaim them, and collect wider fixtures' leaks."""
+    leaks: list[Leak] = []
+    cap = window.settings.max_contexts
+    for pool in _pools_to_judge(state):
+        window.pools[id(pool)] = pool
+        ledger = pool.ledger
+        for record in ledger.outstanding():
+            if _belongs_to_window(window, pool, record):
+                leaks.append(lease_leak(record, _reclaim(pool, record, window.nodeid)))
+        # A pool closed during the window (a session pool at the last test, or the
+        # test's own pool) released its outstanding leases; their holders still
+        # leaked them.
+        for record in ledger.abandoned:
+            if _belongs_to_window(window, pool, record):
+                leaks.append(lease_leak(record, "released when the pool was closed"))
+        if ledger.peak > cap:
+            leaks.append(over_cap_leak(ledger.peak, cap, ledger.peak_site, repr(pool)))
+    leaks += state.fixture_leaks
+    state.fixture_leaks.clear()
+    return leaks
+
+
+def _belongs_to_window(window: Window, pool: PoolLike, record: LeaseRecord) -> bool:
+    """Tell whether the test of ``window`` is to blame for ``record``."""
+    if _lease_key(pool, record) in window.baseline:
+        return False
+    holder = record.holder
+    return not (holder.kind == "fixture" and holder.scope != "function")
+
+
+def _close_problems(window: Window) -> list[str]:
+    """Describe the closes that failed or hung during the window."""
+    found = []
+    for key, pool in window.pools.items():
+        problems = getattr(pool, "close_problems", [])
+        for problem in problems[window.close_problems_seen.get(key, 0) :]:
+            found.append(f"closing {problem.what} failed: {problem.error}")
+    return found
+
+
+def _warn(item: pytest.Item, report: pytest.TestReport, text: str, site: Site) -> None:
+    """Emit a CtxleakWarning at ``site``; under -W error, fail the report instead.
+
+    A warning turned into an error inside a report hook would otherwise escape as
+    an INTERNALERROR and end the run. Without a site, the warning points at the test.
+    """
+    top = site.top
+    if top is not None:
+        filename, lineno = top.filename, top.lineno
+    else:
+        path, line, _ = item.location
+        filename, lineno = path, (line or 0) + 1
+    try:
+        warnings.warn_explicit(CtxleakWarning(text), CtxleakWarning, filename, lineno)
+    except Warning:
+        _fail(report, text, site)
+
+
+def _fail(report: pytest.TestReport, text: str, site: Site) -> None:
+    if report.failed:
+        report.sections.append(("ctxleak", text))
+    else:
+        report.outcome = "failed"
+        report.longrepr = LeakRepr(text, site)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when != "teardown":
+        return report
+    state = item.config.stash[STATE_KEY]
+    window = state.window
+    if window is None or window.nodeid != item.nodeid:
+        return report
+    mode = window.settings.mode
+    if mode == "off":
+        state.fixture_leaks.clear()
+        return report
+    try:
+        leaks = _judge(state, window)
+        problems = _close_problems(window)
+    except Exception as error:  # the check must never crash the run
+        logger.exception("ctxleak could not check %s", item.nodeid)
+        _warn(
+            item, report, f"ctxleak could not check this test: {error!r}", UNKNOWN_SITE
+        )
+        return report
+    for problem in problems:
+        _warn(item, report, problem, UNKNOWN_SITE)
+    if not leaks:
+        return report
+    text = format_leaks(leaks, item.config.get_verbosity())
+    state.leaked_tests.append((item.nodeid, text.splitlines()[0]))
+    if mode == "warn":
+        _warn(item, report, text, leaks[0].site)
+    else:
+        _fail(report, text, leaks[0].site)
+    return report
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.leaked_tests:
+        count = len(state.leaked_tests)
+        noun = "test" if count == 1 else "tests"
+        terminalreporter.section(f"ctxleak: {count} {noun} leaked browser contexts")
+        for nodeid, headline in state.leaked_tests:
+            terminalreporter.line(f"{nodeid}: {headline.removeprefix('ctxleak: ')}")
+    if state.dirty_on_entry:
+        terminalreporter.section("ctxleak: leases outstanding when a test started")
+        for text in state.dirty_on_entry:
+            terminalreporter.line(text)

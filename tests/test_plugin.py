@@ -1,0 +1,611 @@
+"""The per-test check, driven through real pytest runs with pytester.
+
+Inner runs that need a browser run in a subprocess: Playwright's sync API allows one
+instance per thread, and the outer run may already have one.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "ctxleak", *args)
+
+
+def test_unreleased_lease_fails_with_site(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_leak="""
+        def test_leaks(context_pool):
+            lease = context_pool.acquire(locale="de-DE")
+
+        def test_next_starts_clean(context_pool):
+            assert context_pool.ledger.outstanding() == []
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_leaks*",
+            "ctxleak: lease #* of context #* (locale=de-DE) was never released; "
+            "acquired at test_leak.py:2 in test_leaks",
+            '*lease = context_pool.acquire(locale="de-DE")',
+            "*held by test test_leak.py::test_leaks",
+            "*reclaimed: released lease #*; context #* reset",
+        ]
+    )
+
+
+def test_release_skipped_by_exception_caught(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_skip="""
+        import pytest
+
+        def scrape(pool):
+            lease = pool.acquire()
+            raise ValueError("price missing")
+            lease.release()
+
+        def test_scrape_error_handled(context_pool):
+            with pytest.raises(ValueError):
+                scrape(context_pool)
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: lease #* was never released; acquired at test_skip.py:4 in scrape",
+            "*test_skip.py:10 in test_scrape_error_handled",
+        ]
+    )
+
+
+def test_over_cap_peak_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cap="""
+        import pytest
+
+        @pytest.mark.ctxleak(max_contexts=1)
+        def test_two_at_once(context_pool):
+            with context_pool.acquire(locale="de-DE"):
+                with context_pool.acquire(locale="fr-FR"):
+                    pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: open contexts peaked at 2, above the cap of 1; the acquire "
+            "that reached the peak was at test_cap.py:6 in test_two_at_once",
+        ]
+    )
+
+
+def test_double_release_fails_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_double="""
+        def test_twice(context_pool):
+            lease = context_pool.acquire()
+            lease.release()
+            lease.release()
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*LeaseError: lease #* was released already at test_double.py:3 in "
+            "test_twice; a lease can be released once",
+        ]
+    )
+
+
+def test_exhausted_pool_names_holder(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_full="""
+        def test_full(context_pool):
+            with context_pool.acquire(locale="de-DE"):
+                context_pool.acquire(locale="fr-FR")
+        """
+    )
+    result = run(pytester, "--ctxleak-max-contexts=1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*PoolExhaustedError: pool exhausted: all 1 contexts are in use*",
+            "E*lease #* of context #* (locale=de-DE) held by test test_full.py::"
+            "test_full, acquired at test_full.py:2 in test_full",
+        ]
+    )
+
+
+def test_module_fixture_lease_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_module="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def shared(context_pool):
+            with context_pool.acquire(locale="de-DE") as lease:
+                yield lease
+
+        def test_first(shared):
+            assert shared.context
+
+        def test_second(shared):
+            assert shared.context
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_session_fixture_lease_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def shared(context_pool):
+            lease = context_pool.acquire()
+            yield lease
+            lease.release()
+        """
+    )
+    pytester.makepyfile(
+        test_a="def test_a(shared): pass",
+        test_b="def test_b(shared): pass",
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def test_module_fixture_leak_judged_at_finalization(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_fixture_leak="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def held(context_pool):
+            return context_pool.acquire(locale="de-DE")
+
+        def test_first(held):
+            pass
+
+        def test_last(held):
+            pass
+        """
+    )
+    result = run(pytester, "-rE")
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_last*",
+            "ctxleak: lease #* (locale=de-DE) was never released; acquired at "
+            "test_fixture_leak.py:5 in held",
+            "*held by module-scoped fixture 'held'",
+        ]
+    )
+    assert "ERROR at teardown of test_first" not in result.stdout.str()
+
+
+def test_function_fixture_leak_blamed_on_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_function_fixture="""
+        import pytest
+
+        @pytest.fixture
+        def leaky(context_pool):
+            return context_pool.acquire()
+
+        def test_uses(leaky):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_uses*",
+            "*held by function-scoped fixture 'leaky'",
+        ]
+    )
+
+
+def test_failed_test_that_released_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_failing="""
+        def test_fails(context_pool):
+            with context_pool.acquire():
+                assert False, "scraped the wrong price"
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_failed_test_that_leaked_still_checked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_failing_leak="""
+        def test_fails(context_pool):
+            context_pool.acquire()
+            assert False, "scraped the wrong price"
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["ctxleak: lease #* was never released*"])
+
+
+def test_exitfirst_stops_after_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_stop="""
+        def test_leaks(context_pool):
+            context_pool.acquire()
+
+        def test_never_runs():
+            pass
+        """
+    )
+    result = run(pytester, "-x")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+
+
+def test_maxfail_counts_leaks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_maxfail="""
+        def test_one(context_pool):
+            context_pool.acquire()
+
+        def test_two(context_pool):
+            context_pool.acquire()
+
+        def test_three():
+            pass
+        """
+    )
+    result = run(pytester, "--maxfail=2")
+    result.assert_outcomes(passed=2, errors=2)
+    assert "test_three" not in result.stdout.str()
+
+
+def test_junit_records_leak_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_junit="""
+        def test_leaks(context_pool):
+            context_pool.acquire(locale="de-DE")
+        """
+    )
+    result = run(pytester, "--junitxml=report.xml")
+    assert result.ret == 1
+    tree = ElementTree.parse(pytester.path / "report.xml")
+    errors = tree.findall(".//testcase/error")
+    assert len(errors) == 1
+    message = errors[0].get("message", "")
+    assert message.startswith('failed on teardown with "ctxleak: lease #')
+    assert "acquired at test_junit.py:2 in test_leaks" in message
+    assert "reclaimed" in (errors[0].text or "")
+
+
+def test_warn_mode_warns_without_failing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_warn="""
+        def test_leaks(context_pool):
+            context_pool.acquire()
+        """
+    )
+    result = run(pytester, "--ctxleak-mode=warn")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["*CtxleakWarning: ctxleak: lease #* was never released*"]
+    )
+
+
+def test_off_mode_skips_check(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nctxleak_mode = off\n")
+    pytester.makepyfile(
+        test_off="""
+        def test_leaks(context_pool):
+            context_pool.acquire()
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_marker_check_false_skips_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marker_off="""
+        import pytest
+
+        @pytest.mark.ctxleak(check=False)
+        def test_leaks_on_purpose(context_pool):
+            context_pool.acquire()
+
+        def test_after(context_pool):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ctxleak: leases outstanding when a test started*",
+            "lease #* held by test test_marker_off.py::test_leaks_on_purpose, acquired "
+            "at test_marker_off.py:5 in test_leaks_on_purpose was already outstanding "
+            "when test_marker_off.py::test_after started*",
+        ]
+    )
+
+
+def test_warning_as_error_fails_test_not_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_strict_warn="""
+        def test_leaks(context_pool):
+            context_pool.acquire()
+        """
+    )
+    result = run(
+        pytester,
+        "--ctxleak-mode=warn",
+        "-W",
+        "error::pytest_ctxleak.plugin.CtxleakWarning",
+    )
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, errors=1)
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_pooled_page_uses_marker_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_page="""
+        import pytest
+
+        @pytest.mark.ctxleak(context_options={"locale": "de-DE"})
+        def test_locale(pooled_page):
+            assert pooled_page.evaluate("navigator.language") == "de-DE"
+
+        def test_page_closed_after_test(context_pool):
+            for entry in context_pool.ledger.entries():
+                assert entry.refcount == 0
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def test_context_options_fixture_overridable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_override="""
+        import pytest
+
+        @pytest.fixture
+        def ctxleak_context_options():
+            return {"locale": "fr-FR"}
+
+        def test_locale(pooled_page):
+            assert pooled_page.evaluate("navigator.language") == "fr-FR"
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+
+
+def test_user_pool_over_configured_cap_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_user_pool="""
+        from pytest_ctxleak import ContextPool
+
+        def test_wide_pool(ctxleak_browser):
+            with ContextPool(ctxleak_browser, max_contexts=5) as pool:
+                leases = [pool.acquire(locale=name) for name in ("de", "fr", "it")]
+                for lease in leases:
+                    lease.release()
+        """
+    )
+    result = run(pytester, "--ctxleak-max-contexts=2")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["ctxleak: open contexts peaked at 3, above the cap of 2*"]
+    )
+
+
+# -- configuration errors: no browser needed, so these run in-process -------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--ctxleak-mode=loud"],
+            "ERROR: invalid mode 'loud' from command line option --ctxleak-mode: "
+            "expected one of fail, warn, off",
+        ),
+        (
+            ["--ctxleak-max-contexts=0"],
+            "ERROR: invalid max_contexts '0' from command line option "
+            "--ctxleak-max-contexts: expected a whole number of at least 1",
+        ),
+        (
+            ["--ctxleak-max-contexts=many"],
+            "ERROR: invalid max_contexts 'many' from command line option "
+            "--ctxleak-max-contexts: expected a whole number of at least 1",
+        ),
+        (
+            ["--ctxleak-acquire-timeout=-1"],
+            "ERROR: invalid acquire_timeout '-1' from command line option "
+            "--ctxleak-acquire-timeout: expected a positive number of seconds",
+        ),
+        (
+            ["--ctxleak-close-timeout=inf"],
+            "ERROR: invalid close_timeout 'inf' from command line option "
+            "--ctxleak-close-timeout: expected a positive number of seconds",
+        ),
+        (
+            ["--ctxleak-browser-path=/nonexistent/chrome"],
+            "ERROR: invalid browser path '/nonexistent/chrome' from command line "
+            "option --ctxleak-browser-path: no such file*",
+        ),
+    ],
+)
+def test_invalid_option_is_usage_error(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("-p", "ctxleak", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_invalid_ini_names_file(pytester: pytest.Pytester) -> None:
+    ini = pytester.makeini("[pytest]\nctxleak_max_contexts = lots\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("-p", "ctxleak")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: invalid max_contexts 'lots' from ini setting ctxleak_max_contexts in {ini}*"
+        ]
+    )
+
+
+def test_invalid_headed_ini_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nctxleak_headed = sometimes\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("-p", "ctxleak")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: invalid headed 'sometimes' from ini*true or false"]
+    )
+
+
+def test_invalid_env_browser_path_names_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTXLEAK_BROWSER_PATH", "/nonexistent/chromium")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("-p", "ctxleak")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid browser path '/nonexistent/chromium' from environment "
+            "variable CTXLEAK_BROWSER_PATH: no such file*"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        (
+            "ctxleak(max_context=2)",
+            "ERROR: unknown argument 'max_context' from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: expected one of max_contexts, check, mode, "
+            "context_options",
+        ),
+        (
+            "ctxleak(2)",
+            "ERROR: invalid arguments (2,) from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: the marker takes keyword arguments only*",
+        ),
+        (
+            "ctxleak(max_contexts=0)",
+            "ERROR: invalid max_contexts 0 from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: expected a whole number of at least 1",
+        ),
+        (
+            "ctxleak(max_contexts='2')",
+            "ERROR: invalid max_contexts '2' from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: expected an int",
+        ),
+        (
+            "ctxleak(check='no')",
+            "ERROR: invalid check 'no' from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: expected True or False",
+        ),
+        (
+            "ctxleak(mode='strict')",
+            "ERROR: invalid mode 'strict' from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: expected one of fail, warn, off",
+        ),
+        (
+            "ctxleak(context_options={'local': 'de-DE'})",
+            "ERROR: invalid context_options from @pytest.mark.ctxleak on "
+            "test_marked.py::test_marked: unknown context option 'local'; did you "
+            "mean 'locale'?*",
+        ),
+    ],
+)
+def test_invalid_marker_is_usage_error(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
+    pytester.makepyfile(
+        test_marked=f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "ctxleak")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_disabled_with_no_ctxleak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_uses_pool(context_pool): pass")
+    result = pytester.runpytest_inprocess("-p", "no:ctxleak")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'context_pool' not found*"])
+
+
+def test_loads_with_autoload_disabled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.run(
+        sys.executable, "-m", "pytest", "-p", "ctxleak", "--ctxleak-mode=warn"
+    )
+    assert result.ret == 0
+
+
+def test_not_loaded_without_p_when_autoload_disabled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.run(sys.executable, "-m", "pytest", "--ctxleak-mode=warn")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_help_lists_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_inprocess("-p", "ctxleak", "--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*--ctxleak-max-contexts=*",
+            "*--ctxleak-mode=*",
+            "*--ctxleak-browser-path=*",
+            "*ctxleak_max_contexts (string):*",
+        ]
+    )
