@@ -7,9 +7,11 @@ from pytest_ctxleak.errors import (
     PoolClosedError,
     PoolExhaustedError,
 )
-from pytest_ctxleak.pool import ContextPool, Lease
+from pytest_ctxleak.pool import AsyncContextPool, AsyncLease, ContextPool, Lease
 
 __all__ = [
+    "AsyncContextPool",
+    "AsyncLease",
     "ContextPool",
     "CtxleakError",
     "Lease",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,11 +83,24 @@ def ctxleak_context_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(settings_for(request.node).context_options)
 
 
+def _reject_async_test(request: pytest.FixtureRequest, fixture: str) -> None:
+    function = getattr(request.node, "function", None)
+    if function is not None and inspect.iscoroutinefunction(function):
+        raise RuntimeError(
+            f"'{fixture}' uses Playwright's sync API, which cannot run inside the "
+            f"event loop of the async test {request.node.nodeid}; use "
+            f"'async_{fixture}' with @pytest.mark.asyncio(loop_scope=\"session\")"
+        )
+
+
 @pytest.fixture
 def pooled_lease(
-    context_pool: ContextPool, ctxleak_context_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    context_pool: ContextPool,
+    ctxleak_context_options: dict[str, Any],
 ) -> Iterator[Lease]:
     """A lease on a pooled context, released after the test."""
+    _reject_async_test(request, request.fixturename or "pooled_lease")
     with context_pool.acquire(**ctxleak_context_options) as lease:
         yield lease
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from playwright.sync_api import Browser, Playwright
 
@@ -48,11 +48,11 @@ class BrowserChoice(NamedTuple):
     how: str
 
 
-def find_chromium(playwright: Playwright, explicit: str | None) -> BrowserChoice:
-    """Pick the explicit path, else Playwright's Chromium, else one on PATH."""
+def find_chromium(bundled: str, explicit: str | None) -> BrowserChoice:
+    """Pick the explicit path, else Playwright's Chromium at ``bundled``, else one
+    on PATH."""
     if explicit:
         return BrowserChoice(explicit, "the configured browser path")
-    bundled = playwright.chromium.executable_path
     if bundled and os.path.isfile(bundled):
         return BrowserChoice(None, "Playwright's Chromium")
     for name in SYSTEM_CHROMIUM_NAMES:
@@ -66,13 +66,26 @@ def find_chromium(playwright: Playwright, explicit: str | None) -> BrowserChoice
     )
 
 
+def launch_options(
+    bundled: str, explicit: str | None = None, *, headed: bool = False
+) -> dict[str, Any]:
+    """Return ``BrowserType.launch`` arguments for the Chromium to use.
+
+    The flags work as root, in containers and with no network.
+    """
+    choice = find_chromium(bundled, explicit)
+    return {
+        "executable_path": choice.executable,
+        "headless": not headed,
+        "args": list(LAUNCH_ARGS),
+    }
+
+
 def launch_chromium(
     playwright: Playwright, explicit: str | None = None, *, headed: bool = False
 ) -> Browser:
-    """Launch Chromium with flags that work as root, in containers, offline."""
-    choice = find_chromium(playwright, explicit)
-    return playwright.chromium.launch(
-        executable_path=choice.executable,
-        headless=not headed,
-        args=list(LAUNCH_ARGS),
+    """Launch Chromium through Playwright's sync API; see ``launch_options``."""
+    options = launch_options(
+        playwright.chromium.executable_path, explicit, headed=headed
     )
+    return playwright.chromium.launch(**options)

@@ -202,6 +202,7 @@ class Ledger:
         self._held = 0
         self._peak = 0
         self._peak_site: Site = UNKNOWN_SITE
+        self._occupied_peak = 0
 
     # -- queries ------------------------------------------------------------------
 
@@ -219,6 +220,11 @@ class Ledger:
     def peak(self) -> int:
         """The most contexts in use at once since the last ``reset_peak``."""
         return self._peak
+
+    @property
+    def occupied_peak(self) -> int:
+        """The most contexts counted against the cap at once, over the ledger's life."""
+        return self._occupied_peak
 
     @property
     def peak_site(self) -> Site:
@@ -590,6 +596,7 @@ class Ledger:
         ticket.state = TicketState.CREATING
         ticket.entry = entry
         self._creating += 1
+        self._occupied_peak = max(self._occupied_peak, self.occupied)
         self._note_peak(ticket.site)
 
     def _note_peak(self, site: Site) -> None:

@@ -104,6 +104,11 @@ def pytest_configure(config: pytest.Config) -> None:
     add_pool_listener(state.on_new_pool)
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
+    if config.pluginmanager.has_plugin("asyncio"):
+        from pytest_ctxleak import fixtures_async
+
+        if not config.pluginmanager.is_registered(fixtures_async):
+            config.pluginmanager.register(fixtures_async, "ctxleak-async-fixtures")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -261,28 +261,28 @@ def test_evicting_ticket_gets_slot_after_victim_closed():
 
 def test_in_use_entry_is_never_evicted():
     ledger = Ledger(1)
-    held = grant(ledger, "a")
+    holding = grant(ledger, "a")
 
     ticket = ledger.request("b", "chromium b")
 
     assert ticket.state is TicketState.QUEUED
     assert ticket.victim is None
-    assert held.entry is not None
-    assert held.entry.state is EntryState.OPEN
+    assert holding.entry is not None
+    assert holding.entry.state is EntryState.OPEN
     assert ledger.idle_entries() == []
 
 
 def test_eviction_skips_entry_in_use():
     ledger = Ledger(2)
-    held = grant(ledger, "a")
+    holding = grant(ledger, "a")
     idle = make_idle(ledger, "b")
 
     ticket = ledger.request("c", "chromium c")
 
     assert ticket.state is TicketState.EVICTING
     assert ticket.victim is idle
-    assert held.entry is not None
-    assert held.entry.state is EntryState.OPEN
+    assert holding.entry is not None
+    assert holding.entry.state is EntryState.OPEN
 
 
 def test_cancel_evicting_ticket_passes_slot_to_queue():
@@ -304,13 +304,13 @@ def test_cancel_evicting_ticket_passes_slot_to_queue():
 
 def test_waiters_served_first_come_first_served():
     ledger = Ledger(1)
-    held = grant(ledger, "a", reusable=False)
+    holding = grant(ledger, "a", reusable=False)
     first = ledger.request("b", "chromium b", reusable=False)
     second = ledger.request("c", "chromium c", reusable=False)
     assert ledger.waiting() == [first, second]
-    assert held.lease is not None
+    assert holding.lease is not None
 
-    release = ledger.release(held.lease)
+    release = ledger.release(holding.lease)
     assert release.action is ReleaseAction.CLOSE
     assert ledger.closed(release.entry) == [first]
 
@@ -406,7 +406,7 @@ def test_release_foreign_lease_raises_lease_error():
     assert other.outstanding() == [lease]
 
 
-def test_release_of_shared_lease_does_nothing_else():
+def test_release_shared_lease_keeps_entry_open():
     ledger = Ledger(1)
     first = grant(ledger, "a")
     second = ledger.request("a", "chromium a")
@@ -550,7 +550,7 @@ def test_discard_keeps_leases_outstanding():
     ledger.check_invariants()
 
 
-def test_closed_discarded_entry_with_leases_keeps_invariants():
+def test_closed_discarded_entry_keeps_leases():
     # discard() documents that the leases stay outstanding while the caller closes
     # the dead context, so closed() may come before the holders release.
     ledger = Ledger(1)
@@ -567,24 +567,50 @@ def test_closed_discarded_entry_with_leases_keeps_invariants():
     ledger.check_invariants()
 
 
-def test_evictions_for_one_signature_share_entry():
+def test_request_joins_pending_entry():
     ledger = Ledger(2)
     a = make_idle(ledger, "a")
     b = make_idle(ledger, "b")
     first = ledger.request("c", "chromium c")
-    second = ledger.request("c", "chromium c")
     assert first.state is TicketState.EVICTING
+    assert first.victim is a
 
-    ledger.closed(a)
-    if second.state is TicketState.EVICTING:
-        ledger.closed(b)
+    second = ledger.request("c", "chromium c")
 
-    live = [
-        entry
-        for entry in ledger.entries()
-        if entry.signature == "c" and entry.state is not EntryState.CLOSING
-    ]
-    assert len(live) == 1
+    # The second ticket waits for the context the first one will create, so the
+    # idle context "b" is not evicted for a duplicate.
+    assert second.state is TicketState.JOINING
+    assert second.entry is first.entry
+    assert b.state is EntryState.OPEN
+    assert ledger.idle_entries() == [b]
+    ledger.check_invariants()
+
+    assert ledger.closed(a) == [first]
+    assert first.state is TicketState.CREATING
+    assert second.state is TicketState.JOINING
+    assert ledger.created(first) == [second]
+    assert second.state is TicketState.GRANTED
+    assert second.entry is first.entry
+    ledger.check_invariants()
+
+
+def test_cancel_evicting_ticket_requeues_pending_joiners():
+    ledger = Ledger(1)
+    victim = make_idle(ledger, "a")
+    evicting = ledger.request("b", "chromium b")
+    joiner = ledger.request("b", "chromium b")
+    later = ledger.request("c", "chromium c")
+    assert joiner.state is TicketState.JOINING
+    assert later.state is TicketState.QUEUED
+
+    assert ledger.cancel(evicting) == []
+
+    assert joiner.state is TicketState.QUEUED
+    assert joiner.entry is None
+    assert ledger.waiting() == [joiner, later]
+    assert ledger.closed(victim) == [joiner]
+    assert joiner.state is TicketState.CREATING
+    assert later.state is TicketState.QUEUED
     ledger.check_invariants()
 
 
@@ -628,11 +654,32 @@ def test_shutdown_fails_evicting_ticket():
     assert to_close == [victim]
 
 
+def test_shutdown_fails_pending_joiners():
+    ledger = Ledger(1)
+    victim = make_idle(ledger, "a")
+    evicting = ledger.request("b", "chromium b")
+    joiner = ledger.request("b", "chromium b")
+    assert joiner.state is TicketState.JOINING
+
+    to_close, failed = ledger.shutdown()
+
+    assert {ticket.ticket_id for ticket in failed} == {
+        evicting.ticket_id,
+        joiner.ticket_id,
+    }
+    assert joiner.state is TicketState.FAILED
+    assert isinstance(joiner.error, PoolClosedError)
+    assert joiner.entry is None
+    assert to_close == [victim]
+    assert ledger.closed(victim) == []
+    ledger.check_invariants()
+
+
 def test_shutdown_releases_leases_and_closes_entries():
     ledger = Ledger(2)
-    held = grant(ledger, "a")
+    holding = grant(ledger, "a")
     idle = make_idle(ledger, "b")
-    lease = held.lease
+    lease = holding.lease
     assert lease is not None
 
     to_close, failed = ledger.shutdown()
@@ -641,7 +688,8 @@ def test_shutdown_releases_leases_and_closes_entries():
     assert lease.released
     assert lease.released_by == "the pool's close()"
     assert ledger.outstanding() == []
-    assert to_close == [held.entry, idle]
+    assert ledger.abandoned == [lease]
+    assert to_close == [holding.entry, idle]
     for entry in to_close:
         assert entry.state is EntryState.CLOSING
     assert ledger.idle_entries() == []
@@ -719,7 +767,7 @@ def test_ledger_rejects_string_cap():
     )
 
 
-def test_peak_records_max_occupancy_and_site():
+def test_peak_records_max_in_use_and_site():
     ledger = Ledger(3)
     ledger.request("a", "chromium a", site=make_site(10))
     second = ledger.request("b", "chromium b", site=make_site(20), reusable=False)
@@ -730,12 +778,12 @@ def test_peak_records_max_occupancy_and_site():
     assert second.lease is not None
     ledger.closed(ledger.release(second.lease).entry)
 
-    assert ledger.occupied == 1
+    assert ledger.in_use == 1
     assert ledger.peak == 2
     assert ledger.peak_site == make_site(20)
 
 
-def test_reset_peak_starts_from_occupancy():
+def test_reset_peak_starts_from_in_use():
     ledger = Ledger(3)
     ledger.request("a", "chromium a", site=make_site(10))
     second = ledger.request("b", "chromium b", site=make_site(20), reusable=False)
@@ -750,6 +798,20 @@ def test_reset_peak_starts_from_occupancy():
     ledger.request("c", "chromium c", site=make_site(30))
     assert ledger.peak == 2
     assert ledger.peak_site == make_site(30)
+
+
+def test_peak_ignores_idle_contexts():
+    ledger = Ledger(2)
+    make_idle(ledger, "a")
+    ledger.reset_peak()
+    assert ledger.peak == 0
+
+    ledger.request("b", "chromium b", site=make_site(20))
+
+    assert ledger.occupied == 2
+    assert ledger.in_use == 1
+    assert ledger.peak == 1
+    assert ledger.peak_site == make_site(20)
 
 
 def test_cancel_granted_ticket_raises_value_error():

@@ -609,3 +609,71 @@ def test_help_lists_options(pytester: pytest.Pytester) -> None:
             "*ctxleak_max_contexts (string):*",
         ]
     )
+
+
+# -- async tests -------------------------------------------------------------------
+
+
+def test_async_fixtures_serve_async_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_async_ok="""
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+        @pytest.mark.ctxleak(context_options={"locale": "de-DE"})
+        async def test_page(async_pooled_page):
+            assert await async_pooled_page.evaluate("navigator.language") == "de-DE"
+
+        async def test_pool(async_context_pool):
+            async with async_context_pool.acquire() as lease:
+                assert lease.context
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def test_async_leak_caught_and_reclaimed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_async_leak="""
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+        async def test_leaks(async_context_pool):
+            await async_context_pool.acquire(locale="de-DE")
+
+        async def test_next_starts_clean(async_context_pool):
+            async with async_context_pool.acquire(locale="de-DE"):
+                assert len(async_context_pool.ledger.outstanding()) == 1
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: lease #* of context #* (locale=de-DE) was never released; "
+            "acquired at test_async_leak.py:6 in test_leaks",
+            "*reclaimed: released lease #*; context #* will be reset",
+        ]
+    )
+
+
+def test_sync_fixture_in_async_test_names_async_twin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mixed="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_mixed(pooled_page):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*'pooled_lease' uses Playwright's sync API*use 'async_pooled_lease'*"]
+    )

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import threading
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Frame, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from pytest_ctxleak.errors import LeaseError
 from pytest_ctxleak.ledger import (
     Entry,
-    Holder,
+    EntryState,
     LeaseRecord,
     Ledger,
     ReleaseAction,
+    Ticket,
     TicketState,
 )
 from pytest_ctxleak.pool import ops
@@ -26,107 +26,31 @@ from pytest_ctxleak.pool.base import (
     current_holder,
     describe_error,
     logger,
-    origin_of,
     register_pool,
     reject_other_thread,
     unregister_pool,
     validate_timeout,
 )
+from pytest_ctxleak.pool.slot import CloseProblem, ContextSlot, LeaseBase
 from pytest_ctxleak.signature import Signature, make_signature
 from pytest_ctxleak.sites import Site, capture_site
 
 
-class CloseProblem(NamedTuple):
-    """A close that failed or timed out. The bookkeeping went ahead regardless."""
-
-    what: str  # "context #3 (locale=de-DE)" or "page of context #3 (...)"
-    error: str
-
-
-class _Slot:
-    """The Playwright side of one ledger entry."""
-
-    __slots__ = ("context", "entry", "origins", "page_owners", "signature", "touched")
-
-    def __init__(self, entry: Entry, signature: Signature, context: BrowserContext):
-        self.entry = entry
-        self.signature = signature
-        self.context = context
-        # Origins that any frame of the context navigated to since the last reset:
-        # the only places where localStorage, IndexedDB and the like can be.
-        self.origins: set[str] = set()
-        # Page -> id of the lease that opened it, or None when several leases
-        # shared the context at the time and the opener cannot be told apart.
-        self.page_owners: dict[Page, int | None] = {}
-        # What holders changed since the last reset: values of ops.RESTORABLE, or
-        # names of ops.UNRESTORABLE methods.
-        self.touched: set[str] = set()
-        for name in ops.TRACKED_METHODS:
-            self._track(name)
-
-    def _track(self, name: str) -> None:
-        """Shadow one method on this context object to note that it was called."""
-        # NOTE: a call through the class (BrowserContext.set_offline(context, ...))
-        # bypasses the instance attribute and goes unnoticed.
-        original = getattr(self.context, name)
-        mark = ops.RESTORABLE.get(name, name)
-
-        @functools.wraps(original)
-        def tracked(*args: Any, **kwargs: Any) -> Any:
-            self.touched.add(mark)
-            return original(*args, **kwargs)
-
-        setattr(self.context, name, tracked)
-
-
-class Lease:
+class Lease(LeaseBase[BrowserContext]):
     """One holder's use of a pooled context. Release it once, or use ``with``."""
 
-    __slots__ = ("_pool", "_record", "_slot")
+    __slots__ = ("_pool",)
 
-    def __init__(self, pool: ContextPool, record: LeaseRecord, slot: _Slot) -> None:
+    def __init__(
+        self, pool: ContextPool, record: LeaseRecord, slot: ContextSlot[BrowserContext]
+    ) -> None:
+        super().__init__(record, slot)
         self._pool = pool
-        self._record = record
-        self._slot = slot
-
-    @property
-    def context(self) -> BrowserContext:
-        """The leased browser context. Raises LeaseError after release."""
-        if self._record.released:
-            raise LeaseError(
-                f"lease #{self._record.lease_id} was released at "
-                f"{self._record.release_site.location()}; acquire a new lease "
-                "to use a context again"
-            )
-        return self._slot.context
-
-    @property
-    def lease_id(self) -> int:
-        return self._record.lease_id
-
-    @property
-    def released(self) -> bool:
-        return self._record.released
-
-    @property
-    def holder(self) -> Holder:
-        """The test or fixture that took the lease."""
-        return self._record.holder
-
-    @property
-    def site(self) -> Site:
-        """Where in the caller's code the lease was taken."""
-        return self._record.site
-
-    @property
-    def label(self) -> str:
-        """The context's options, with secrets hidden."""
-        return self._record.entry.label
 
     def new_page(self) -> Page:
         """Open a page in the context. It is closed when this lease is released."""
         page = self.context.new_page()
-        self._slot.page_owners[page] = self._record.lease_id
+        self._own_page(page)
         return page
 
     def release(self) -> None:
@@ -145,9 +69,18 @@ class Lease:
         if not self._record.released:
             self._pool._release(self._record, capture_site())
 
-    def __repr__(self) -> str:
-        state = "released" if self._record.released else "held"
-        return f"<Lease {self._record.describe()}, {state}>"
+
+def reject_running_loop() -> None:
+    """Raise if called inside a running event loop, where the sync API cannot work."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        "ContextPool.acquire() was called inside a running asyncio event loop, where "
+        "Playwright's sync API cannot work; use AsyncContextPool, or the "
+        "async_context_pool and async_pooled_page fixtures in async tests"
+    )
 
 
 class ContextPool:
@@ -183,10 +116,12 @@ class ContextPool:
             )
         self.ledger = Ledger(max_contexts)
         self.browser = browser
+        # Kept for the same signature as AsyncContextPool: a sync acquire never
+        # waits for a slot (see the class docstring).
         self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)
         self.close_timeout = validate_timeout("close_timeout", close_timeout)
         self.close_problems: list[CloseProblem] = []
-        self._slots: dict[int, _Slot] = {}
+        self._slots: dict[int, ContextSlot[BrowserContext]] = {}
         self._thread = threading.get_ident()
         register_pool(self)
 
@@ -210,13 +145,13 @@ class ContextPool:
         context is in use, and PoolClosedError after ``close()``.
         """
         reject_other_thread(self._thread, "acquire() called")
+        reject_running_loop()
         signature = make_signature(options)
-        site = capture_site()
         ticket = self.ledger.request(
             signature.key,
             signature.label,
             current_holder(),
-            site,
+            capture_site(),
             reusable=signature.reusable,
         )
         while ticket.state is not TicketState.GRANTED:
@@ -224,7 +159,7 @@ class ContextPool:
                 assert ticket.victim is not None
                 self._close_entry(ticket.victim)
             elif ticket.state is TicketState.CREATING:
-                self._create(ticket.entry, signature, ticket)
+                self._create(ticket, signature)
             elif ticket.state is TicketState.FAILED:
                 assert ticket.error is not None
                 raise ticket.error
@@ -234,7 +169,8 @@ class ContextPool:
         assert ticket.lease is not None and ticket.entry is not None
         return Lease(self, ticket.lease, self._slots[ticket.entry.entry_id])
 
-    def _create(self, entry: Entry | None, signature: Signature, ticket: Any) -> None:
+    def _create(self, ticket: Ticket, signature: Signature) -> None:
+        entry = ticket.entry
         assert entry is not None
         try:
             context = self.browser.new_context(**signature.options)
@@ -243,26 +179,9 @@ class ContextPool:
             # it was. The error goes to the caller unchanged.
             self.ledger.create_failed(ticket, error)
             raise
-        slot = _Slot(entry, signature, context)
-        self._slots[entry.entry_id] = slot
-        context.on("page", lambda page: self._on_page(slot, page))
+        self._slots[entry.entry_id] = ContextSlot(entry, signature, context)
         self.ledger.created(ticket)
         logger.debug("created context #%d (%s)", entry.entry_id, signature.label)
-
-    def _on_page(self, slot: _Slot, page: Page) -> None:
-        leases = list(slot.entry.leases)
-        slot.page_owners[page] = leases[0] if len(leases) == 1 else None
-
-        def on_navigated(frame: Frame) -> None:
-            origin = origin_of(frame.url)
-            if origin is not None:
-                slot.origins.add(origin)
-
-        def on_close(closed: Page) -> None:
-            slot.page_owners.pop(closed, None)
-
-        page.on("framenavigated", on_navigated)
-        page.on("close", on_close)
 
     def release(self, lease: Lease) -> None:
         """Return a lease's context to this pool; the same as ``lease.release()``.
@@ -280,15 +199,12 @@ class ContextPool:
         if slot is None:
             return
         if release.action is ReleaseAction.NONE:
-            owned = [
-                p for p, lease in slot.page_owners.items() if lease == record.lease_id
-            ]
-            for page in owned:
+            for page in slot.pages_of(record.lease_id):
                 self._close_page(slot, page)
         elif release.action is ReleaseAction.RESET:
             reusable = self._reset(slot)
             self.ledger.reset_done(slot.entry, reusable)
-            if not reusable:
+            if slot.entry.state is EntryState.CLOSING:  # not reusable, or shut down
                 self._close_entry(slot.entry)
         else:
             self._close_entry(slot.entry)
@@ -301,48 +217,34 @@ class ContextPool:
             return f"released lease #{record.lease_id}; context #{entry.entry_id} reset"
         return f"released lease #{record.lease_id}; context #{entry.entry_id} closed"
 
-    def _reset(self, slot: _Slot) -> bool:
+    def _reset(self, slot: ContextSlot[BrowserContext]) -> bool:
         """Make a context as good as new for the next lease. False means: close it.
 
         See ops.plan_reset for what a reset clears and when it gives up.
         """
-        context = slot.context
-        pages = list(context.pages)
-        plan = ops.plan_reset(
-            slot.signature.options, slot.touched, slot.origins, bool(pages)
-        )
+        plan = slot.plan_reset()
         if plan is None:
             return False
-        coroutine = ops.reset_context(
-            ops.impl(context), [ops.impl(page) for page in pages], plan
-        )
+        context = slot.context
+        pages = [ops.impl(page) for page in context.pages]
+        coroutine = ops.reset_context(ops.impl(context), pages, plan)
         try:
             ops.run_sync(context, coroutine, self.close_timeout)
         except Exception as error:
-            reason = (
-                f"timed out after {self.close_timeout:g} s"
-                if ops.is_timeout(error)
-                else describe_error(error)
-            )
             logger.info(
-                "context #%d could not be reset (%s); closing it instead",
-                slot.entry.entry_id,
-                reason,
+                "%s could not be reset (%s); closing it instead",
+                slot.describe(),
+                self._explain(error),
             )
             return False
-        slot.touched.clear()
-        slot.origins.clear()
-        slot.page_owners.clear()
+        slot.mark_reset()
         return True
 
-    def _close_page(self, slot: _Slot, page: Page) -> None:
+    def _close_page(self, slot: ContextSlot[BrowserContext], page: Page) -> None:
         try:
             ops.run_sync(page, ops.close(ops.impl(page)), self.close_timeout)
         except Exception as error:
-            self._report_close(
-                f"page of context #{slot.entry.entry_id} ({slot.signature.label})",
-                error,
-            )
+            self._report_close(f"page of {slot.describe()}", error)
         slot.page_owners.pop(page, None)
 
     def _close_entry(self, entry: Entry) -> None:
@@ -352,17 +254,21 @@ class ContextPool:
             if slot is not None:
                 context = slot.context
                 ops.run_sync(context, ops.close(ops.impl(context)), self.close_timeout)
-                logger.debug("closed context #%d (%s)", entry.entry_id, entry.label)
+                logger.debug("closed %s", slot.describe())
         except Exception as error:
             self._report_close(f"context #{entry.entry_id} ({entry.label})", error)
         finally:
             self.ledger.closed(entry)
 
-    def _report_close(self, what: str, error: BaseException) -> None:
+    def _explain(self, error: BaseException) -> str:
         if ops.is_timeout(error):
-            text = f"close did not finish within {self.close_timeout:g} s"
-        else:
-            text = describe_error(error)
+            return f"did not finish within {self.close_timeout:g} s"
+        return describe_error(error)
+
+    def _report_close(self, what: str, error: BaseException) -> None:
+        text = self._explain(error)
+        if ops.is_timeout(error):
+            text = f"close {text}"
         logger.warning("closing %s failed: %s", what, text)
         self.close_problems.append(CloseProblem(what, text))
 

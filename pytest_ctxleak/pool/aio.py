@@ -1,0 +1,498 @@
+"""AsyncContextPool: the refcounted, capped pool over Playwright's async API.
+
+Every rule (the cap, sharing, LRU eviction, first come first served) is the ledger's;
+this module only awaits what the ledger decides. Between any two awaits the ledger is
+changed by plain method calls, which asyncio never interrupts, so each ledger step is
+atomic. At every await a comment says what may have changed while it waited.
+
+Cancellation and timeouts: an acquire that is cancelled or times out withdraws its
+ticket; a context it was creating is closed when the creation finishes; a victim it
+was closing is still closed. Work that must finish for the bookkeeping to complete
+(resets and closes after a release) runs in tasks of the pool, which a cancelled
+caller cannot interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Generator
+from types import TracebackType
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page
+
+from pytest_ctxleak.errors import LeaseError, PoolClosedError
+from pytest_ctxleak.ledger import (
+    Entry,
+    EntryState,
+    Holder,
+    LeaseRecord,
+    Ledger,
+    Release,
+    ReleaseAction,
+    Ticket,
+    TicketState,
+)
+from pytest_ctxleak.pool import ops
+from pytest_ctxleak.pool.base import (
+    DEFAULT_ACQUIRE_TIMEOUT,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_CONTEXTS,
+    current_holder,
+    describe_error,
+    logger,
+    register_pool,
+    unregister_pool,
+    validate_timeout,
+)
+from pytest_ctxleak.pool.slot import CloseProblem, ContextSlot, LeaseBase
+from pytest_ctxleak.signature import Signature, make_signature
+from pytest_ctxleak.sites import Site, capture_site
+
+
+class AsyncLease(LeaseBase[BrowserContext]):
+    """One holder's use of a pooled context. ``await lease.release()`` once."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(
+        self,
+        pool: AsyncContextPool,
+        record: LeaseRecord,
+        slot: ContextSlot[BrowserContext],
+    ) -> None:
+        super().__init__(record, slot)
+        self._pool = pool
+
+    async def new_page(self) -> Page:
+        """Open a page in the context. It is closed when this lease is released."""
+        page = await self.context.new_page()
+        self._own_page(page)
+        return page
+
+    async def release(self) -> None:
+        """Return the context to the pool. A second call raises LeaseError."""
+        await self._pool._release(self._record, capture_site())
+
+    async def __aenter__(self) -> AsyncLease:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._record.released:
+            await self._pool._release(self._record, capture_site())
+
+
+class PendingAcquire:
+    """The result of ``pool.acquire(...)``: await it, or use it in ``async with``.
+
+    Options are validated and the acquisition site is captured when ``acquire`` is
+    called, so a bad option raises at the call and the site is the caller's line.
+    """
+
+    __slots__ = ("_holder", "_lease", "_pool", "_signature", "_site")
+
+    def __init__(
+        self, pool: AsyncContextPool, signature: Signature, holder: Holder, site: Site
+    ) -> None:
+        self._pool = pool
+        self._signature = signature
+        self._holder = holder
+        self._site = site
+        self._lease: AsyncLease | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncLease]:
+        return self._pool._acquire(
+            self._signature, self._holder, self._site
+        ).__await__()
+
+    async def __aenter__(self) -> AsyncLease:
+        self._lease = await self._pool._acquire(
+            self._signature, self._holder, self._site
+        )
+        return self._lease
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lease = self._lease
+        if lease is not None and not lease.released:
+            await self._pool._release(lease._record, capture_site())
+
+
+class AsyncContextPool:
+    """A refcounted pool of browser contexts with a hard cap, over the async API.
+
+    Leases of equal options share one context, and concurrent acquires of one new
+    kind of context create it once. When a new kind needs room and the pool is full,
+    the least recently used idle context is closed; when every context is in use,
+    acquires wait, first come first served, up to ``acquire_timeout`` and then raise
+    PoolExhaustedError naming every holder. A pool belongs to the event loop it was
+    made in.
+    """
+
+    def __init__(
+        self,
+        browser: Browser,
+        *,
+        max_contexts: int = DEFAULT_MAX_CONTEXTS,
+        acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        if not isinstance(browser, Browser):
+            hint = (
+                "; for playwright.sync_api objects use ContextPool"
+                if type(browser).__module__.startswith("playwright.sync_api")
+                else ""
+            )
+            raise TypeError(
+                "AsyncContextPool needs a playwright.async_api.Browser, got "
+                f"{type(browser).__qualname__}{hint}"
+            )
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncContextPool must be created inside a running event loop, "
+                "the one its browser runs in"
+            ) from None
+        self.ledger = Ledger(max_contexts)
+        self.browser = browser
+        self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)
+        self.close_timeout = validate_timeout("close_timeout", close_timeout)
+        self.close_problems: list[CloseProblem] = []
+        self._slots: dict[int, ContextSlot[BrowserContext]] = {}
+        # Futures of waiting tickets, completed when the ledger changes their state.
+        self._wakeups: dict[int, asyncio.Future[None]] = {}
+        # Resets, closes and abandoned creations; close() waits for them.
+        self._tasks: set[asyncio.Task[None]] = set()
+        register_pool(self)
+
+    @property
+    def max_contexts(self) -> int:
+        return self.ledger.max_contexts
+
+    @property
+    def open_contexts(self) -> int:
+        """Contexts counted against the cap right now."""
+        return self.ledger.occupied
+
+    @property
+    def closed(self) -> bool:
+        return self.ledger.is_closed
+
+    # -- acquire ------------------------------------------------------------------
+
+    def acquire(self, **options: Any) -> PendingAcquire:
+        """Lease a context made with ``options``, the arguments of new_context.
+
+        Use ``lease = await pool.acquire(...)`` or ``async with pool.acquire(...)
+        as lease``. Raises TypeError at once for an unknown option; the await raises
+        PoolExhaustedError after ``acquire_timeout`` and PoolClosedError after
+        ``close()``.
+        """
+        signature = make_signature(options)
+        return PendingAcquire(self, signature, current_holder(), capture_site())
+
+    async def _acquire(
+        self, signature: Signature, holder: Holder, site: Site
+    ) -> AsyncLease:
+        self._check_loop("acquire")
+        ticket = self.ledger.request(
+            signature.key, signature.label, holder, site, reusable=signature.reusable
+        )
+        deadline = self._loop.time() + self.acquire_timeout
+        try:
+            while ticket.state is not TicketState.GRANTED:
+                if ticket.state is TicketState.FAILED:
+                    assert ticket.error is not None
+                    raise ticket.error
+                if ticket.state is TicketState.CREATING:
+                    # While creating, other acquires may join this ticket's entry.
+                    await self._create(ticket, signature, deadline)
+                elif ticket.state is TicketState.EVICTING:
+                    assert ticket.victim is not None
+                    # While the victim closes, others may join the pending entry
+                    # or queue up; the ledger keeps the slot for this ticket.
+                    await asyncio.shield(self._close_task(ticket.victim))
+                else:
+                    # Queued or joining: releases, creations and closes elsewhere
+                    # move this ticket on and complete its wakeup future.
+                    await self._wait(ticket, deadline)
+        except BaseException:
+            self._abandon(ticket)
+            raise
+        assert ticket.lease is not None and ticket.entry is not None
+        return AsyncLease(self, ticket.lease, self._slots[ticket.entry.entry_id])
+
+    async def _wait(self, ticket: Ticket, deadline: float) -> None:
+        wakeup = self._wakeups.get(ticket.ticket_id)
+        if wakeup is None or wakeup.done():
+            wakeup = self._loop.create_future()
+            self._wakeups[ticket.ticket_id] = wakeup
+        remaining = deadline - self._loop.time()
+        try:
+            # The ledger may grant, fail or move this ticket to CREATING or
+            # EVICTING meanwhile; the loop in _acquire reads the new state.
+            await asyncio.wait_for(asyncio.shield(wakeup), max(remaining, 0))
+        except (asyncio.TimeoutError, TimeoutError):
+            if ticket.state in (TicketState.QUEUED, TicketState.JOINING):
+                self._notify(self.ledger.expire(ticket, self.acquire_timeout))
+        finally:
+            self._wakeups.pop(ticket.ticket_id, None)
+
+    async def _create(
+        self, ticket: Ticket, signature: Signature, deadline: float
+    ) -> None:
+        entry = ticket.entry
+        assert entry is not None
+        creation = asyncio.ensure_future(self.browser.new_context(**signature.options))
+        try:
+            # The creation runs as its own task, so a cancelled or timed-out
+            # acquire never leaves a half-made context: _finish_abandoned closes it.
+            remaining = max(deadline - self._loop.time(), 0)
+            context = await asyncio.wait_for(asyncio.shield(creation), remaining)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._spawn(self._finish_abandoned(ticket, creation))
+            raise TimeoutError(
+                f"creating a context ({signature.label}) did not finish within "
+                f"acquire_timeout={self.acquire_timeout:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            self._spawn(self._finish_abandoned(ticket, creation))
+            raise
+        except BaseException as error:
+            # A failed creation leaves the pool as it was; joiners fail with it.
+            if ticket.state is TicketState.CREATING:
+                self._notify(self.ledger.create_failed(ticket, error))
+            raise
+        if self.ledger.is_closed:
+            # close() ran while the context was being made: nothing may keep it.
+            await self._close_orphan(context, signature.label)
+            raise PoolClosedError("the pool was closed while this acquire waited")
+        self._slots[entry.entry_id] = ContextSlot(entry, signature, context)
+        self._notify(self.ledger.created(ticket))
+        logger.debug("created context #%d (%s)", entry.entry_id, signature.label)
+
+    async def _finish_abandoned(
+        self, ticket: Ticket, creation: asyncio.Future[BrowserContext]
+    ) -> None:
+        """Close a context whose acquire gave up, then free its slot."""
+        try:
+            # The creation may still succeed; the slot stays taken until then.
+            context = await creation
+        except BaseException as error:
+            if ticket.state is TicketState.CREATING:
+                self._notify(self.ledger.create_failed(ticket, error))
+            return
+        # Joiners stay waiting until the half-made context is gone.
+        await self._close_orphan(context, ticket.label)
+        if ticket.state is TicketState.CREATING:
+            self._notify(self.ledger.create_failed(ticket, None))
+
+    async def _close_orphan(self, context: BrowserContext, label: str) -> None:
+        """Close a context that never entered the pool."""
+        try:
+            await asyncio.wait_for(ops.close(ops.impl(context)), self.close_timeout)
+        except Exception as error:
+            self._report_close(f"abandoned context ({label})", error)
+
+    def _abandon(self, ticket: Ticket) -> None:
+        """Leave no reference behind for an acquire that raised or was cancelled."""
+        if ticket.state in (
+            TicketState.QUEUED,
+            TicketState.JOINING,
+            TicketState.EVICTING,
+        ):
+            self._notify(self.ledger.cancel(ticket))
+        elif ticket.state is TicketState.GRANTED and ticket.lease is not None:
+            # Granted after the caller stopped waiting: the lease was never handed
+            # out, so give it back at once.
+            release = self.ledger.release(ticket.lease, by="a cancelled acquire")
+            self._spawn(self._after_release(release, ticket.lease))
+        # CREATING is finished by _finish_abandoned; FAILED holds nothing.
+
+    # -- release ------------------------------------------------------------------
+
+    async def release(self, lease: AsyncLease) -> None:
+        """Return a lease's context to this pool; the same as ``lease.release()``."""
+        if not isinstance(lease, AsyncLease):
+            raise TypeError(
+                f"release() takes an AsyncLease, got {type(lease).__qualname__}"
+            )
+        await self._release(lease._record, capture_site())
+
+    async def _release(
+        self, record: LeaseRecord, site: Site, by: str | None = None
+    ) -> None:
+        self._check_loop(f"release of lease #{record.lease_id}")
+        release = self.ledger.release(record, site, by)
+        # The reset or close runs as a task of the pool, so cancelling this release
+        # cannot leave the context stuck in RESETTING with acquires waiting on it.
+        await asyncio.shield(self._spawn(self._after_release(release, record)))
+
+    def reclaim(self, record: LeaseRecord, by: str) -> str:
+        """Release a lease for its holder from outside the loop; reset runs later.
+
+        The bookkeeping is done at once. The reset or close of the context is a
+        task on the pool's loop, which runs the next time the loop does.
+        """
+        release = self.ledger.release(record, record.site, by)
+        if self._loop.is_closed():
+            return f"released lease #{record.lease_id}; its event loop is closed"
+        self._spawn(self._after_release(release, record))
+        action = {
+            ReleaseAction.NONE: "its pages will be closed",
+            ReleaseAction.RESET: f"context #{release.entry.entry_id} will be reset",
+            ReleaseAction.CLOSE: f"context #{release.entry.entry_id} will be closed",
+        }[release.action]
+        return f"released lease #{record.lease_id}; {action}"
+
+    async def _after_release(self, release: Release, record: LeaseRecord) -> None:
+        slot = self._slots.get(release.entry.entry_id)
+        if slot is None:
+            return
+        if release.action is ReleaseAction.NONE:
+            pages = slot.pages_of(record.lease_id)
+            # Other leases keep using the context while these pages close.
+            await asyncio.gather(*(self._close_page(slot, page) for page in pages))
+        elif release.action is ReleaseAction.RESET:
+            # Acquires of this signature join the entry and wait for the reset.
+            reusable = await self._reset(slot)
+            self._notify(self.ledger.reset_done(slot.entry, reusable))
+            if slot.entry.state is EntryState.CLOSING:  # not reusable, or shut down
+                await self._close_entry(slot.entry)
+        else:
+            await self._close_entry(slot.entry)
+
+    async def _reset(self, slot: ContextSlot[BrowserContext]) -> bool:
+        plan = slot.plan_reset()
+        if plan is None:
+            return False
+        context = slot.context
+        pages = [ops.impl(page) for page in context.pages]
+        try:
+            # Nothing else uses the context: its refcount is zero and the ledger
+            # holds it in RESETTING.
+            await asyncio.wait_for(
+                ops.reset_context(ops.impl(context), pages, plan), self.close_timeout
+            )
+        except Exception as error:
+            logger.info(
+                "%s could not be reset (%s); closing it instead",
+                slot.describe(),
+                self._explain(error),
+            )
+            return False
+        slot.mark_reset()
+        return True
+
+    async def _close_page(self, slot: ContextSlot[BrowserContext], page: Page) -> None:
+        try:
+            await asyncio.wait_for(ops.close(ops.impl(page)), self.close_timeout)
+        except Exception as error:
+            self._report_close(f"page of {slot.describe()}", error)
+        slot.page_owners.pop(page, None)
+
+    def _close_task(self, entry: Entry) -> asyncio.Task[None]:
+        return self._spawn(self._close_entry(entry))
+
+    async def _close_entry(self, entry: Entry) -> None:
+        """Close an entry's context with a timeout; the bookkeeping completes anyway."""
+        slot = self._slots.pop(entry.entry_id, None)
+        try:
+            if slot is not None:
+                # The entry is CLOSING: no acquire can reach it any more.
+                await asyncio.wait_for(
+                    ops.close(ops.impl(slot.context)), self.close_timeout
+                )
+                logger.debug("closed %s", slot.describe())
+        except Exception as error:
+            self._report_close(f"context #{entry.entry_id} ({entry.label})", error)
+        finally:
+            self._notify(self.ledger.closed(entry))
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _notify(self, changed: list[Ticket]) -> None:
+        """Wake the acquires whose tickets the ledger just moved on."""
+        for ticket in changed:
+            wakeup = self._wakeups.get(ticket.ticket_id)
+            if wakeup is not None and not wakeup.done():
+                wakeup.set_result(None)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("pool task failed: %s", describe_error(task.exception()))  # type: ignore[arg-type]
+
+    def _check_loop(self, what: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise LeaseError(
+                f"{what} outside the event loop this AsyncContextPool was created "
+                "in; Playwright's async objects belong to one loop"
+            )
+
+    def _explain(self, error: BaseException) -> str:
+        if ops.is_timeout(error):
+            return f"did not finish within {self.close_timeout:g} s"
+        return describe_error(error)
+
+    def _report_close(self, what: str, error: BaseException) -> None:
+        text = self._explain(error)
+        if ops.is_timeout(error):
+            text = f"close {text}"
+        logger.warning("closing %s failed: %s", what, text)
+        self.close_problems.append(CloseProblem(what, text))
+
+    async def close(self) -> None:
+        """Close every context. Outstanding leases are released for their holders,
+        and waiting acquires fail with PoolClosedError."""
+        if self.ledger.is_closed:
+            return
+        self._check_loop("close()")
+        to_close, failed = self.ledger.shutdown()
+        self._notify(failed)
+        # Resets that were running finish first; their entries then close too.
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for entry in self.ledger.entries():
+            if entry.state is EntryState.CLOSING and entry not in to_close:
+                to_close.append(entry)
+        await asyncio.gather(*(self._close_entry(entry) for entry in to_close))
+        unregister_pool(self)
+
+    async def __aenter__(self) -> AsyncContextPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"<AsyncContextPool {state}: {self.open_contexts}/{self.max_contexts} "
+            f"contexts, {len(self.ledger.outstanding())} leases>"
+        )

@@ -1,0 +1,255 @@
+"""AsyncContextPool against real headless Chromium, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Error
+
+from pytest_ctxleak import (
+    AsyncContextPool,
+    ContextPool,
+    LeaseError,
+    PoolClosedError,
+    PoolExhaustedError,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def pool(ctxleak_async_browser: Browser) -> AsyncIterator[AsyncContextPool]:
+    """A pool of at most two contexts with a short acquire timeout."""
+    async with AsyncContextPool(
+        ctxleak_async_browser, max_contexts=2, acquire_timeout=2.0, close_timeout=5.0
+    ) as pool:
+        yield pool
+
+
+async def settle(pool: AsyncContextPool) -> None:
+    """Wait until the pool's background resets and closes have finished."""
+    while pool._tasks:
+        await asyncio.gather(*list(pool._tasks), return_exceptions=True)
+
+
+async def test_concurrent_acquires_create_one_context(pool: AsyncContextPool) -> None:
+    leases = await asyncio.gather(*(pool.acquire(locale="de-DE") for _ in range(8)))
+    contexts = {id(lease.context) for lease in leases}
+    assert len(contexts) == 1
+    assert pool.open_contexts == 1
+    assert pool.ledger.occupied_peak == 1
+    for lease in leases:
+        await lease.release()
+
+
+async def test_async_with_releases(pool: AsyncContextPool) -> None:
+    async with pool.acquire() as lease:
+        assert not lease.released
+    assert lease.released
+    assert pool.ledger.outstanding() == []
+
+
+async def test_waiter_served_after_release(pool: AsyncContextPool) -> None:
+    first = await pool.acquire(locale="de-DE")
+    second = await pool.acquire(locale="fr-FR")
+    waiting = asyncio.ensure_future(pool.acquire(locale="it-IT"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await first.release()
+    third = await asyncio.wait_for(waiting, 5)
+    assert pool.open_contexts == 2
+    await second.release()
+    await third.release()
+
+
+async def test_waiters_served_first_come_first_served(pool: AsyncContextPool) -> None:
+    held = [await pool.acquire(locale=name) for name in ("a", "b")]
+    served: list[str] = []
+
+    async def take(name: str) -> None:
+        async with pool.acquire(locale=name):
+            served.append(name)
+
+    tasks = []
+    for name in ("c", "d", "e"):
+        tasks.append(asyncio.ensure_future(take(name)))
+        await asyncio.sleep(0.01)  # queue them in a known order
+    for lease in held:
+        await lease.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert served == ["c", "d", "e"]
+
+
+async def test_in_flight_creations_count_toward_cap(pool: AsyncContextPool) -> None:
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            seen.append(pool.open_contexts)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+
+    async def crawl(name: str) -> None:
+        async with pool.acquire(locale=name) as lease:
+            await lease.new_page()
+
+    locales = ("de-DE", "fr-FR", "it-IT", "es-ES", "nl-NL")
+    await asyncio.gather(*(crawl(name) for name in locales))
+    done.set()
+    await watcher
+    assert max(seen) <= 2
+    assert pool.ledger.occupied_peak <= 2
+
+
+async def test_acquire_timeout_names_holders(pool: AsyncContextPool) -> None:
+    async with pool.acquire(locale="de-DE"), pool.acquire(locale="fr-FR"):
+        with pytest.raises(PoolExhaustedError) as caught:
+            await pool.acquire(locale="it-IT")
+    message = str(caught.value)
+    assert "none was released within 2 s" in message
+    assert "(locale=de-DE)" in message
+    assert "tests/test_pool_async.py:" in message
+    assert pool.ledger.waiting() == []
+
+
+async def test_cancel_while_queued_leaves_nothing(pool: AsyncContextPool) -> None:
+    held = [await pool.acquire(locale=name) for name in ("a", "b")]
+    waiting = asyncio.ensure_future(pool.acquire(locale="c"))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool.ledger.waiting() == []
+    for lease in held:
+        await lease.release()
+    pool.ledger.check_invariants()
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, 5, 8, 13])
+async def test_cancel_during_creation_leaves_no_context(
+    pool: AsyncContextPool, ctxleak_async_browser: Browser, steps: int
+) -> None:
+    before = len(ctxleak_async_browser.contexts)
+    task = asyncio.ensure_future(pool.acquire(locale=f"cancel-{steps}"))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        lease = await task
+    except asyncio.CancelledError:
+        pass
+    else:  # the acquire finished before the cancel reached it
+        await lease.release()
+    await settle(pool)
+    pool.ledger.check_invariants()
+    assert pool.ledger.outstanding() == []
+    assert len(ctxleak_async_browser.contexts) == before + pool.open_contexts
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 4])
+async def test_cancel_while_evicting_frees_slot(
+    pool: AsyncContextPool, ctxleak_async_browser: Browser, steps: int
+) -> None:
+    before = len(ctxleak_async_browser.contexts)
+    for name in ("a", "b"):
+        async with pool.acquire(locale=name):
+            pass
+    task = asyncio.ensure_future(pool.acquire(locale="c"))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        lease = await task
+    except asyncio.CancelledError:
+        pass
+    else:  # the acquire finished before the cancel reached it
+        await lease.release()
+    await settle(pool)
+    pool.ledger.check_invariants()
+    assert pool.ledger.waiting() == []
+    assert len(ctxleak_async_browser.contexts) == before + pool.open_contexts
+    async with pool.acquire(locale="d"):
+        assert pool.open_contexts <= 2
+
+
+async def test_failed_creation_leaves_pool_usable(pool: AsyncContextPool) -> None:
+    broken_state = {"cookies": [{"name": "no-domain"}], "origins": []}
+    with pytest.raises(Error):
+        await pool.acquire(storage_state=broken_state)
+    assert pool.open_contexts == 0
+    assert pool.ledger.outstanding() == []
+    async with pool.acquire():
+        assert pool.open_contexts == 1
+
+
+async def test_joiners_fail_with_creation_error(pool: AsyncContextPool) -> None:
+    broken_state = {"cookies": [{"name": "no-domain"}], "origins": []}
+    results = await asyncio.gather(
+        *(pool.acquire(storage_state=broken_state) for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, Error) for result in results)
+    assert pool.open_contexts == 0
+
+
+async def test_closing_release_does_not_block_waiters(pool: AsyncContextPool) -> None:
+    first = await pool.acquire(locale="a")
+    await first.context.add_init_script("window.marked = 1")  # forces a close
+    second = await pool.acquire(locale="b")
+    waiting = asyncio.ensure_future(pool.acquire(locale="c"))
+    await asyncio.sleep(0.05)
+    await first.release()
+    third = await asyncio.wait_for(waiting, 5)
+    assert third.label == "locale=c"
+    await second.release()
+    await third.release()
+
+
+async def test_cookie_gone_under_next_lease(pool: AsyncContextPool, site: str) -> None:
+    async with pool.acquire() as lease:
+        page = await lease.new_page()
+        await page.goto(site)
+        await page.evaluate("document.cookie = 'session=abc'; localStorage.x = '1'")
+        context = lease.context
+    async with pool.acquire() as lease:
+        assert lease.context is context
+        page = await lease.new_page()
+        await page.goto(site)
+        assert await lease.context.cookies() == []
+        assert await page.evaluate("localStorage.getItem('x')") is None
+
+
+async def test_double_release_raises(pool: AsyncContextPool) -> None:
+    lease = await pool.acquire()
+    await lease.release()
+    with pytest.raises(LeaseError, match="was released already"):
+        await lease.release()
+
+
+# The leases are left to close() on purpose, which the leak check would report.
+@pytest.mark.ctxleak(check=False)
+async def test_close_fails_waiters(pool: AsyncContextPool) -> None:
+    held = [await pool.acquire(locale=name) for name in ("a", "b")]
+    waiting = asyncio.ensure_future(pool.acquire(locale="c"))
+    await asyncio.sleep(0.05)
+    await pool.close()
+    with pytest.raises(PoolClosedError):
+        await waiting
+    assert all(lease.released for lease in held)
+
+
+async def test_unknown_option_raises_at_call(pool: AsyncContextPool) -> None:
+    with pytest.raises(TypeError, match="unknown context option 'local'"):
+        pool.acquire(local="de-DE")
+
+
+async def test_sync_pool_in_event_loop_names_async_fixture(
+    ctxleak_async_browser: Browser,
+) -> None:
+    with pytest.raises(TypeError, match="use AsyncContextPool"):
+        ContextPool(ctxleak_async_browser)  # type: ignore[arg-type]
