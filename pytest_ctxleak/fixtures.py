@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,9 +16,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from pytest_ctxleak.launch import launch_chromium
+from pytest_ctxleak.launch import launch_errors_explained, launch_options
 from pytest_ctxleak.pool import ContextPool, Lease
 from pytest_ctxleak.settings import run_settings, settings_for
+from pytest_ctxleak.signature import make_signature
 
 
 def _reject_running_loop(fixture: str) -> None:
@@ -46,14 +47,26 @@ def ctxleak_playwright() -> Iterator[Playwright]:
 
 
 @pytest.fixture(scope="session")
-def ctxleak_browser(
+def ctxleak_launch_options(
     pytestconfig: pytest.Config, ctxleak_playwright: Playwright
+) -> dict[str, Any]:
+    """Arguments for ``ctxleak_playwright.chromium.launch(**ctxleak_launch_options)``.
+
+    They name the Chromium the plugin found (the configured path, Playwright's own,
+    or one on PATH) and flags that work as root, in containers and offline.
+    """
+    settings = run_settings(pytestconfig)
+    bundled = ctxleak_playwright.chromium.executable_path
+    return launch_options(bundled, settings.browser_path, headed=settings.headed)
+
+
+@pytest.fixture(scope="session")
+def ctxleak_browser(
+    ctxleak_playwright: Playwright, ctxleak_launch_options: dict[str, Any]
 ) -> Iterator[Browser]:
     """A headless Chromium for the whole session."""
-    settings = run_settings(pytestconfig)
-    browser = launch_chromium(
-        ctxleak_playwright, settings.browser_path, headed=settings.headed
-    )
+    with launch_errors_explained(ctxleak_launch_options):
+        browser = ctxleak_playwright.chromium.launch(**ctxleak_launch_options)
     yield browser
     browser.close()
 
@@ -75,12 +88,32 @@ def context_pool(
 
 
 @pytest.fixture
-def ctxleak_context_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Options for the pooled_* fixtures: the marker's context_options by default.
+def ctxleak_context_options() -> dict[str, Any]:
+    """new_context options for the pooled_* fixtures; none by default.
 
-    Override this fixture to set options for a module or a whole suite.
+    Override this fixture to set options for a module or a whole suite. A test's
+    ``@pytest.mark.ctxleak(context_options=...)`` is applied on top of it.
     """
-    return dict(settings_for(request.node).context_options)
+    return {}
+
+
+def context_options_for(
+    request: pytest.FixtureRequest, fixture_options: object
+) -> dict[str, Any]:
+    """Merge the options fixture with the marker's, and validate the result."""
+    if not isinstance(fixture_options, Mapping):
+        pytest.fail(
+            "ctxleak: the ctxleak_context_options fixture returned "
+            f"{type(fixture_options).__name__}; it must return a dict of "
+            "Browser.new_context options",
+            pytrace=False,
+        )
+    options = {**fixture_options, **settings_for(request.node).context_options}
+    try:
+        make_signature(options)
+    except (TypeError, ValueError) as error:
+        pytest.fail(f"ctxleak: invalid ctxleak_context_options: {error}", pytrace=False)
+    return options
 
 
 def _reject_async_test(request: pytest.FixtureRequest, fixture: str) -> None:
@@ -101,7 +134,8 @@ def pooled_lease(
 ) -> Iterator[Lease]:
     """A lease on a pooled context, released after the test."""
     _reject_async_test(request, request.fixturename or "pooled_lease")
-    with context_pool.acquire(**ctxleak_context_options) as lease:
+    options = context_options_for(request, ctxleak_context_options)
+    with context_pool.acquire(**options) as lease:
         yield lease
 
 

@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from pytest_ctxleak.launch import launch_options
+from pytest_ctxleak.fixtures import context_options_for
+from pytest_ctxleak.launch import launch_errors_explained, launch_options
 from pytest_ctxleak.pool import AsyncContextPool, AsyncLease
 from pytest_ctxleak.settings import run_settings
 
@@ -30,7 +31,8 @@ async def ctxleak_async_browser(pytestconfig: pytest.Config) -> AsyncIterator[Br
             settings.browser_path,
             headed=settings.headed,
         )
-        browser = await playwright.chromium.launch(**options)
+        with launch_errors_explained(options):
+            browser = await playwright.chromium.launch(**options)
         yield browser
         await browser.close()
 
@@ -53,10 +55,13 @@ async def async_context_pool(
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def async_pooled_lease(
-    async_context_pool: AsyncContextPool, ctxleak_context_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    async_context_pool: AsyncContextPool,
+    ctxleak_context_options: dict[str, Any],
 ) -> AsyncIterator[AsyncLease]:
     """A lease on a pooled context, released after the test."""
-    async with async_context_pool.acquire(**ctxleak_context_options) as lease:
+    options = context_options_for(request, ctxleak_context_options)
+    async with async_context_pool.acquire(**options) as lease:
         yield lease
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import pytest
 from playwright.sync_api import Browser, Playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from pytest_ctxleak.errors import CtxleakError
 
@@ -79,6 +83,26 @@ def launch_options(
         "headless": not headed,
         "args": list(LAUNCH_ARGS),
     }
+
+
+@contextlib.contextmanager
+def launch_errors_explained(options: dict[str, Any]) -> Iterator[None]:
+    """Turn a failed launch into one test failure that names the browser and a fix."""
+    try:
+        yield
+    except PlaywrightError as error:
+        executable = options.get("executable_path") or "Playwright's Chromium"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        hint = ""
+        if not options.get("headless", True) and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            hint = " Headed mode needs a display: $DISPLAY is not set."
+        pytest.fail(
+            f"ctxleak: launching {executable} failed: {first_line}.{hint} "
+            + INSTALL_HINT,
+            pytrace=False,
+        )
 
 
 def launch_chromium(

@@ -171,6 +171,7 @@ class Ledger:
     """
 
     def __init__(self, max_contexts: int) -> None:
+        __tracebackhide__ = True
         if isinstance(max_contexts, bool) or not isinstance(max_contexts, int):
             raise TypeError(
                 f"max_contexts must be an int, got {max_contexts!r}; "
@@ -183,7 +184,9 @@ class Ledger:
             )
         self.max_contexts = max_contexts
         self.is_closed = False
-        self._ids = itertools.count(1)
+        self._ticket_ids = itertools.count(1)
+        self._entry_ids = itertools.count(1)
+        self._lease_ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._entries: dict[int, Entry] = {}
         # Live (CREATING, OPEN or RESETTING) entry per signature.
@@ -263,12 +266,13 @@ class Ledger:
         reusable: bool = True,
     ) -> Ticket:
         """Open a ticket for a context of ``signature`` and decide its first step."""
+        __tracebackhide__ = True
         if self.is_closed:
             raise PoolClosedError(
                 "the pool is closed; create a new ContextPool to acquire contexts"
             )
         ticket = Ticket(
-            next(self._ids),
+            next(self._ticket_ids),
             signature,
             label,
             holder,
@@ -343,17 +347,28 @@ class Ledger:
         """
         return self._withdraw(ticket, TicketState.CANCELLED, None)
 
-    def expire(self, ticket: Ticket, timeout: float) -> list[Ticket]:
+    def expire(self, ticket: Ticket, timeout: float | None) -> list[Ticket]:
         """Fail a waiting ticket whose acquire timed out, with a PoolExhaustedError."""
         error = self.exhausted_error(ticket, timeout)
         return self._withdraw(ticket, TicketState.FAILED, error)
 
-    def exhausted_error(self, ticket: Ticket, timeout: float) -> PoolExhaustedError:
-        """Build the error for a ticket that found every context in use."""
+    def exhausted_error(
+        self, ticket: Ticket, timeout: float | None
+    ) -> PoolExhaustedError:
+        """Build the error for a ticket that found every context in use.
+
+        A ``timeout`` of None means the caller cannot wait at all (a sync pool).
+        """
+        if timeout is None:
+            why = (
+                "and a sync ContextPool cannot wait for one: only its own thread "
+                "could release them, and that thread is in this acquire"
+            )
+        else:
+            why = f"and none was released within {timeout:g} s"
         lines = [
-            f"pool exhausted: all {self.max_contexts} contexts are in use and none "
-            f"was released within {timeout:g} s, so the acquire of "
-            f"({ticket.label}) at {ticket.site.location()} gave up.",
+            f"pool exhausted: all {self.max_contexts} contexts are in use {why}, "
+            f"so the acquire of ({ticket.label}) at {ticket.site.location()} gave up.",
             "Holders:",
         ]
         lines += [f"  - {record.describe()}" for record in self._leases.values()]
@@ -369,6 +384,7 @@ class Ledger:
         self, record: LeaseRecord, site: Site = UNKNOWN_SITE, by: str | None = None
     ) -> Release:
         """Release a lease. Raises LeaseError on a second release or a foreign lease."""
+        __tracebackhide__ = True
         if record.ledger is not self:
             raise LeaseError(
                 f"lease #{record.lease_id} belongs to another pool; release it "
@@ -452,7 +468,7 @@ class Ledger:
             changed.append(successor)
         return changed + self._serve()
 
-    def shutdown(self) -> tuple[list[Entry], list[Ticket]]:
+    def shutdown(self, site: Site = UNKNOWN_SITE) -> tuple[list[Entry], list[Ticket]]:
         """Close the ledger: fail every waiter and mark every lease released.
 
         Returns the entries the caller must close (then call ``closed`` on each) and
@@ -481,7 +497,7 @@ class Ledger:
             failed.append(ticket)
         for record in list(self._leases.values()):
             self.abandoned.append(record)
-            self.release(record, by="the pool's close()")
+            self.release(record, site, by="the pool's close()")
         to_close = []
         for entry in list(self._entries.values()):
             if entry.state is EntryState.OPEN:
@@ -502,7 +518,9 @@ class Ledger:
         return ticket.entry
 
     def _grant(self, ticket: Ticket, entry: Entry) -> None:
-        record = LeaseRecord(next(self._ids), entry, ticket.holder, ticket.site, self)
+        record = LeaseRecord(
+            next(self._lease_ids), entry, ticket.holder, ticket.site, self
+        )
         if not entry.leases:
             self._held += 1
             self._note_peak(ticket.site)
@@ -585,7 +603,11 @@ class Ledger:
 
     def _new_entry(self, ticket: Ticket, state: EntryState) -> Entry:
         return Entry(
-            next(self._ids), ticket.signature, ticket.label, state, ticket.reusable
+            next(self._entry_ids),
+            ticket.signature,
+            ticket.label,
+            state,
+            ticket.reusable,
         )
 
     def _start_creating(self, ticket: Ticket, entry: Entry) -> None:

@@ -11,9 +11,11 @@ holder, so the next test starts clean.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import Generator, Iterator
+from contextvars import Token
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,12 +27,15 @@ from pytest_ctxleak.pool.base import (
     add_pool_listener,
     describe_error,
     remove_pool_listener,
+    reset_holder,
+    set_holder,
 )
 from pytest_ctxleak.report import (
     Leak,
+    LeakedLease,
     LeakRepr,
     format_leaks,
-    lease_leak,
+    lease_leaks,
     over_cap_leak,
 )
 from pytest_ctxleak.settings import (
@@ -66,6 +71,9 @@ class Window:
     # the window closes so a pool made and dropped by the test is still judged.
     pools: dict[int, PoolLike]
     close_problems_seen: dict[int, int]
+    # Contexts in use per pool when the window opened: held by earlier fixtures,
+    # so they do not count against this test's cap.
+    in_use_at_start: dict[int, int]
 
 
 @dataclass
@@ -74,13 +82,15 @@ class RunState:
 
     settings: Settings
     window: Window | None = None
-    # Leaks of wider-scoped fixtures, found when the fixture was finalized and
+    # Leases of wider-scoped fixtures, found when the fixture was finalized and
     # reported on the teardown of the test during which that happened.
-    fixture_leaks: list[Leak] = field(default_factory=list)
-    # (node id, first line) of every test that leaked, for the terminal summary.
-    leaked_tests: list[tuple[str, str]] = field(default_factory=list)
-    # Leases found outstanding when a test started, described for the summary.
-    dirty_on_entry: list[str] = field(default_factory=list)
+    fixture_leaks: list[LeakedLease] = field(default_factory=list)
+    # (node id, first line) of every finding, for the terminal summary.
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    # Leases found outstanding when a test started, each described once.
+    dirty_on_entry: dict[tuple[int, int], str] = field(default_factory=dict)
+    # Holder tokens of fixtures whose teardown is running, by id(fixturedef).
+    teardown_holders: dict[int, Token[Holder]] = field(default_factory=dict)
 
     def on_new_pool(self, pool: PoolLike) -> None:
         if self.window is not None:
@@ -141,19 +151,22 @@ def pytest_runtest_protocol(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, object, object]:
     state = item.config.stash[STATE_KEY]
+    settings = settings_for(item)
     pools = {id(pool): pool for pool in open_pools()}
     baseline = set()
     for pool in pools.values():
         pool.ledger.reset_peak()
         for record in pool.ledger.outstanding():
             baseline.add(_lease_key(pool, record))
-            _note_dirty_on_entry(state, item, record)
+            if settings.mode != "off":
+                _note_dirty_on_entry(state, item, pool, record)
     state.window = Window(
         item.nodeid,
-        settings_for(item),
+        settings,
         baseline,
         pools,
         {key: len(getattr(pool, "close_problems", ())) for key, pool in pools.items()},
+        {key: pool.ledger.in_use for key, pool in pools.items()},
     )
     try:
         with holding(Holder("test", item.nodeid)):
@@ -163,7 +176,7 @@ def pytest_runtest_protocol(
 
 
 def _note_dirty_on_entry(
-    state: RunState, item: pytest.Item, record: LeaseRecord
+    state: RunState, item: pytest.Item, pool: PoolLike, record: LeaseRecord
 ) -> None:
     """Record a lease that an earlier test or function fixture left behind.
 
@@ -173,12 +186,45 @@ def _note_dirty_on_entry(
     holder = record.holder
     if holder.kind == "fixture" and holder.scope != "function":
         return  # a wider-scoped fixture's lease is legitimately held across tests
+    key = _lease_key(pool, record)
+    if key in state.dirty_on_entry:
+        return
     text = (
         f"{record.describe()} was already outstanding when {item.nodeid} started; "
         "it is the previous holder's leak, not this test's"
     )
     logger.warning("%s", text)
-    state.dirty_on_entry.append(text)
+    state.dirty_on_entry[key] = text
+
+
+ASYNC_FIXTURES = frozenset(
+    {
+        "ctxleak_async_browser",
+        "async_context_pool",
+        "async_pooled_lease",
+        "async_pooled_context",
+        "async_pooled_page",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Explain the one way async fixtures cannot work, before pytest-asyncio fails."""
+    if not ASYNC_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    pytest.fail(
+        "ctxleak: the async fixtures cannot run in this process because an event "
+        "loop is already running in this thread, most likely that of Playwright's "
+        "sync API started by a sync fixture (ctxleak_browser, context_pool, "
+        "pytest-playwright's browser). Run sync and async browser tests in "
+        "separate pytest invocations.",
+        pytrace=False,
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -191,24 +237,38 @@ def pytest_fixture_setup(
     else:
         holder = Holder("fixture", fixturedef.argname, fixturedef.scope, id(fixturedef))
     with holding(holder):
-        return (yield)
+        result = yield
+    # Finalizers run last-in first-out, so this one runs before the fixture's own
+    # teardown: leases taken there belong to the fixture too. The holder is reset
+    # in pytest_fixture_post_finalizer, which runs after the teardown.
+    state = request.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        fixturedef.addfinalizer(
+            lambda: state.teardown_holders.setdefault(
+                id(fixturedef), set_holder(holder)
+            )
+        )
+    return result
 
 
 def pytest_fixture_post_finalizer(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> None:
     """Judge a wider-scoped fixture's leases once its finalizers have run."""
-    if fixturedef.scope == "function":
-        return
     state = request.config.stash.get(STATE_KEY, None)
-    if state is None or state.settings.mode == "off":
+    if state is None:
+        return
+    token = state.teardown_holders.pop(id(fixturedef), None)
+    if token is not None:
+        reset_holder(token)
+    if fixturedef.scope == "function" or state.settings.mode == "off":
         return
     for pool in _pools_to_judge(state):
         for record in pool.ledger.outstanding():
             holder = record.holder
             if holder.kind == "fixture" and holder.key == id(fixturedef):
                 reclaimed = _reclaim(pool, record, f"fixture '{fixturedef.argname}'")
-                state.fixture_leaks.append(lease_leak(record, reclaimed))
+                state.fixture_leaks.append(LeakedLease(record, reclaimed))
 
 
 def _pools_to_judge(state: RunState) -> Iterator[PoolLike]:
@@ -229,25 +289,33 @@ def _reclaim(pool: PoolLike, record: LeaseRecord, who: str) -> str:
 
 def _judge(state: RunState, window: Window) -> list[Leak]:
     """Find this window's leaks, reclaim them, and collect wider fixtures' leaks."""
-    leaks: list[Leak] = []
+    leaked: list[LeakedLease] = []
+    over_cap: list[Leak] = []
     cap = window.settings.max_contexts
     for pool in _pools_to_judge(state):
-        window.pools[id(pool)] = pool
+        key = id(pool)
+        window.pools[key] = pool
         ledger = pool.ledger
         for record in ledger.outstanding():
             if _belongs_to_window(window, pool, record):
-                leaks.append(lease_leak(record, _reclaim(pool, record, window.nodeid)))
+                reclaimed = _reclaim(pool, record, window.nodeid)
+                leaked.append(LeakedLease(record, reclaimed))
         # A pool closed during the window (a session pool at the last test, or the
         # test's own pool) released its outstanding leases; their holders still
         # leaked them.
         for record in ledger.abandoned:
             if _belongs_to_window(window, pool, record):
-                leaks.append(lease_leak(record, "released when the pool was closed"))
-        if ledger.peak > cap:
-            leaks.append(over_cap_leak(ledger.peak, cap, ledger.peak_site, repr(pool)))
-    leaks += state.fixture_leaks
+                leaked.append(LeakedLease(record, "released when the pool was closed"))
+        start = window.in_use_at_start.get(key, 0)
+        if ledger.peak - start > cap:
+            over_cap.append(
+                over_cap_leak(
+                    ledger.peak - start, start, cap, ledger.peak_site, repr(pool)
+                )
+            )
+    leaked += state.fixture_leaks
     state.fixture_leaks.clear()
-    return leaks
+    return lease_leaks(leaked) + over_cap
 
 
 def _belongs_to_window(window: Window, pool: PoolLike, record: LeaseRecord) -> bool:
@@ -323,7 +391,7 @@ def pytest_runtest_makereport(
     if not leaks:
         return report
     text = format_leaks(leaks, item.config.get_verbosity())
-    state.leaked_tests.append((item.nodeid, text.splitlines()[0]))
+    state.findings += [(item.nodeid, leak.headline) for leak in leaks]
     if mode == "warn":
         _warn(item, report, text, leaks[0].site)
     else:
@@ -337,13 +405,16 @@ def pytest_terminal_summary(
     state = config.stash.get(STATE_KEY, None)
     if state is None:
         return
-    if state.leaked_tests:
-        count = len(state.leaked_tests)
-        noun = "test" if count == 1 else "tests"
-        terminalreporter.section(f"ctxleak: {count} {noun} leaked browser contexts")
-        for nodeid, headline in state.leaked_tests:
-            terminalreporter.line(f"{nodeid}: {headline.removeprefix('ctxleak: ')}")
+    if state.findings:
+        count = len(state.findings)
+        tests = len({nodeid for nodeid, _ in state.findings})
+        terminalreporter.section(
+            f"ctxleak: {count} finding{'s' if count != 1 else ''} in "
+            f"{tests} test{'s' if tests != 1 else ''}"
+        )
+        for nodeid, headline in state.findings:
+            terminalreporter.line(f"{nodeid}: {headline}")
     if state.dirty_on_entry:
         terminalreporter.section("ctxleak: leases outstanding when a test started")
-        for text in state.dirty_on_entry:
+        for text in state.dirty_on_entry.values():
             terminalreporter.line(text)

@@ -2,7 +2,8 @@
 
 Modelled on goleak and Netty's leak detector: the first line says what leaked and
 where, so it alone is a useful JUnit message and CI annotation; the stack in the
-caller's code and the reclaim follow.
+caller's code and the reclaim follow. Leases leaked from one line are one finding, so
+a loop that leaks a thousand leases prints one entry, not a thousand.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from _pytest._io import TerminalWriter
 from pytest_ctxleak.ledger import LeaseRecord
 from pytest_ctxleak.sites import Site
 
+# Findings shown in full per test; the rest are counted.
+MAX_SHOWN = 10
+# Lease numbers listed for one grouped finding.
+MAX_IDS = 8
+
 
 class Leak(NamedTuple):
     """One finding of the check, ready to print."""
@@ -24,20 +30,48 @@ class Leak(NamedTuple):
     details: tuple[str, ...]  # holder, reclaim, and other facts, one per line
 
 
-def lease_leak(record: LeaseRecord, reclaimed: str) -> Leak:
-    entry = record.entry
+class LeakedLease(NamedTuple):
+    """A leaked lease and what the reclaim did with it."""
+
+    record: LeaseRecord
+    reclaimed: str
+
+
+def lease_leaks(leaked: list[LeakedLease]) -> list[Leak]:
+    """Group leaked leases by acquisition line and holder, one finding per group."""
+    groups: dict[tuple[object, ...], list[LeakedLease]] = {}
+    for item in leaked:
+        top = item.record.site.top
+        key = (top, item.record.holder)
+        groups.setdefault(key, []).append(item)
+    return [_lease_group_leak(group) for group in groups.values()]
+
+
+def _lease_group_leak(group: list[LeakedLease]) -> Leak:
+    first = group[0].record
+    holder = first.holder
+    by = f" by {holder.describe()}" if holder.kind == "fixture" else ""
+    if len(group) == 1:
+        entry = first.entry
+        what = f"lease #{first.lease_id} of context #{entry.entry_id} ({entry.label})"
+    else:
+        ids = ", ".join(f"#{item.record.lease_id}" for item in group[:MAX_IDS])
+        more = f" and {len(group) - MAX_IDS} more" if len(group) > MAX_IDS else ""
+        what = f"{len(group)} leases ({ids}{more})"
     headline = (
-        f"lease #{record.lease_id} of context #{entry.entry_id} ({entry.label}) "
-        f"was never released; acquired at {record.site.location()}"
+        f"{what} {'was' if len(group) == 1 else 'were'} never released{by}; "
+        f"acquired at {first.site.location()}"
     )
-    details = (f"held by {record.holder.describe()}", f"reclaimed: {reclaimed}")
-    return Leak(headline, record.site, details)
+    reclaimed = sorted({item.reclaimed for item in group})
+    details = (f"held by {holder.describe()}", *(f"reclaimed: {r}" for r in reclaimed))
+    return Leak(headline, first.site, details)
 
 
-def over_cap_leak(peak: int, cap: int, site: Site, pool: str) -> Leak:
+def over_cap_leak(peak: int, start: int, cap: int, site: Site, pool: str) -> Leak:
+    held_before = f", not counting {start} held when it started" if start else ""
     headline = (
-        f"open contexts peaked at {peak}, above the cap of {cap}; "
-        f"the acquire that reached the peak was at {site.location()}"
+        f"the test held {peak} contexts at once{held_before}, above the cap of "
+        f"{cap}; the acquire that reached the peak was at {site.location()}"
     )
     details = (
         f"pool: {pool}",
@@ -49,16 +83,12 @@ def over_cap_leak(peak: int, cap: int, site: Site, pool: str) -> Leak:
 
 def format_leaks(leaks: list[Leak], verbosity: int = 0) -> str:
     """Return the full text of a test's leaks, the first line naming the first cause."""
-    count = len(leaks)
-    noun = "leak" if count == 1 else "leaks"
-    lines = [f"ctxleak: {leaks[0].headline}"]
-    if count > 1:
-        lines.append(f"({count} {noun} in this test)")
     depth = 6 if verbosity > 0 else 3
-    for index, leak in enumerate(leaks):
+    lines: list[str] = []
+    for index, leak in enumerate(leaks[:MAX_SHOWN]):
         if index:
             lines.append("")
-            lines.append(f"ctxleak: {leak.headline}")
+        lines.append(f"ctxleak: {leak.headline}")
         stack = leak.site.format_stack(limit=depth)
         if stack:
             lines.append("  acquired at:")
@@ -67,6 +97,13 @@ def format_leaks(leaks: list[Leak], verbosity: int = 0) -> str:
             if hidden > 0:
                 lines.append(f"    ({hidden} more frames, shown with -v)")
         lines += [f"  {detail}" for detail in leak.details]
+    if len(leaks) > 1:
+        lines.append("")
+        shown = min(len(leaks), MAX_SHOWN)
+        left_out = (
+            f"; {len(leaks) - shown} more not shown" if len(leaks) > shown else ""
+        )
+        lines.append(f"({len(leaks)} findings in this test{left_out})")
     return "\n".join(lines)
 
 

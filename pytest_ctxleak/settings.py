@@ -164,6 +164,13 @@ def validate_browser_path(value: object, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _usage("browser path", value, source, "expected a file path")
     path = os.path.expanduser(value.strip())
+    if os.path.isdir(path):
+        raise _usage(
+            "browser path",
+            value,
+            source,
+            "it is a directory; point it at the Chromium executable inside it",
+        )
     if not os.path.isfile(path):
         raise _usage(
             "browser path",

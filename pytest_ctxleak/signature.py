@@ -125,7 +125,14 @@ def _invalid(name: str, value: object, expected: str) -> TypeError:
 
 
 def _safe_repr(name: str, value: object) -> str:
-    if _OPTION_KINDS.get(name) == _SECRET or name == "proxy":
+    """Return a printable form of an option value, with anything secret left out."""
+    kind = _OPTION_KINDS.get(name)
+    if kind == _SECRET or name == "proxy":
+        return f"<{type(value).__name__}, hidden>"
+    if kind == _HEADERS and isinstance(value, Mapping):
+        names = [f"{key!r}: <{type(item).__name__}>" for key, item in value.items()]
+        return "{" + ", ".join(names) + "}"
+    if kind == _HEADERS:
         return f"<{type(value).__name__}, hidden>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -141,6 +148,7 @@ def _unknown_option(name: str) -> TypeError:
 
 
 def _normalise_size(name: str, value: object) -> list[int]:
+    __tracebackhide__ = True  # errors point at the caller's acquire()
     if not isinstance(value, Mapping) or set(value) != {"width", "height"}:
         raise _invalid(name, value, 'a dict {"width": int, "height": int}')
     width, height = value["width"], value["height"]
@@ -151,6 +159,7 @@ def _normalise_size(name: str, value: object) -> list[int]:
 
 
 def _normalise_geolocation(value: object) -> list[float]:
+    __tracebackhide__ = True  # errors point at the caller's acquire()
     if not isinstance(value, Mapping) or not {"latitude", "longitude"} <= set(value):
         raise _invalid(
             "geolocation", value, 'a dict {"latitude": float, "longitude": float}'
@@ -166,6 +175,7 @@ def _normalise_geolocation(value: object) -> list[float]:
 
 
 def _normalise_proxy(value: object, secret_parts: list[object]) -> tuple[Any, str]:
+    __tracebackhide__ = True  # errors point at the caller's acquire()
     if not isinstance(value, Mapping) or not isinstance(value.get("server"), str):
         raise _invalid("proxy", value, 'a dict with a "server" string')
     unknown = set(value) - {"server", "bypass", "username", "password"}
@@ -180,6 +190,7 @@ def _normalise_proxy(value: object, secret_parts: list[object]) -> tuple[Any, st
 
 
 def _storage_state_content(value: object) -> object:
+    __tracebackhide__ = True  # errors point at the caller's acquire()
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         try:
@@ -199,12 +210,25 @@ def _storage_state_content(value: object) -> object:
     raise _invalid("storage_state", value, "a path or a dict")
 
 
+def _check_secret_shape(name: str, value: object) -> None:
+    __tracebackhide__ = True  # errors point at the caller's acquire()
+    if name == "http_credentials":
+        if not isinstance(value, Mapping) or not {"username", "password"} <= set(value):
+            raise _invalid(name, value, 'a dict with "username" and "password"')
+    elif name == "client_certificates" and (
+        isinstance(value, (str, bytes, Mapping))
+        or not all(isinstance(item, Mapping) for item in value)  # type: ignore[attr-defined]
+    ):
+        raise _invalid(name, value, "a list of dicts")
+
+
 def make_signature(options: Mapping[str, Any]) -> Signature:
     """Validate ``options`` and return their signature.
 
     Raises TypeError for an unknown option or a value of the wrong type, and
     ValueError for a storage_state file that cannot be read.
     """
+    __tracebackhide__ = True  # errors point at the caller's acquire()
     public: dict[str, object] = {}
     secret_parts: list[object] = []
     labels: list[str] = []
@@ -276,6 +300,7 @@ def make_signature(options: Mapping[str, Any]) -> Signature:
             labels.append("storage_state=(hashed)")
         else:
             assert kind == _SECRET, name
+            _check_secret_shape(name, value)
             secret_parts.append([name, value])
             labels.append(f"{name}=(hashed)")
     canonical = json.dumps(

@@ -41,5 +41,5 @@ def test_demo_catches_leak_then_passes() -> None:
     leaky_output, fixed_output = output.split(FIXED_HEADING, 1)
     lease_ids = set(re.findall(r"^ctxleak: lease #(\d+) ", leaky_output, re.M))
     assert len(lease_ids) == 1, leaky_output
-    assert "ctxleak: 1 test leaked browser contexts" in leaky_output, leaky_output
+    assert "ctxleak: 1 finding in 1 test" in leaky_output, leaky_output
     assert re.search(r"^\d+ passed in [\d.]+s$", fixed_output, re.M), fixed_output

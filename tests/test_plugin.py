@@ -84,8 +84,8 @@ def test_over_cap_peak_fails(pytester: pytest.Pytester) -> None:
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "ctxleak: open contexts peaked at 2, above the cap of 1; the acquire "
-            "that reached the peak was at test_cap.py:6 in test_two_at_once",
+            "ctxleak: the test held 2 contexts at once, above the cap of 1; the "
+            "acquire that reached the peak was at test_cap.py:6 in test_two_at_once",
         ]
     )
 
@@ -194,8 +194,8 @@ def test_module_fixture_leak_judged_at_finalization(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_last*",
-            "ctxleak: lease #* (locale=de-DE) was never released; acquired at "
-            "test_fixture_leak.py:5 in held",
+            "ctxleak: lease #* (locale=de-DE) was never released by module-scoped "
+            "fixture 'held'; acquired at test_fixture_leak.py:5 in held",
             "*held by module-scoped fixture 'held'",
         ]
     )
@@ -425,7 +425,7 @@ def test_user_pool_over_configured_cap_flagged(pytester: pytest.Pytester) -> Non
     result = run(pytester, "--ctxleak-max-contexts=2")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["ctxleak: open contexts peaked at 3, above the cap of 2*"]
+        ["ctxleak: the test held 3 contexts at once, above the cap of 2*"]
     )
 
 
@@ -677,3 +677,234 @@ def test_sync_fixture_in_async_test_names_async_twin(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         ["*'pooled_lease' uses Playwright's sync API*use 'async_pooled_lease'*"]
     )
+
+
+def test_sync_then_async_fixtures_explained(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_both="""
+        import pytest
+
+        def test_sync(pooled_page):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_async(async_pooled_page):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ctxleak: the async fixtures cannot run in this process*separate pytest*"]
+    )
+
+
+# -- regressions from trying the product as a new user ------------------------------
+
+
+def test_secrets_never_printed_for_invalid_options(pytester: pytest.Pytester) -> None:
+    # The secret comes from a file, as in real suites, so no source line that pytest
+    # prints contains it; only a leak through the plugin's messages could.
+    pytester.path.joinpath("secret.txt").write_text("hunter2-SECRET")
+    pytester.makepyfile(
+        test_secret="""
+        import pathlib
+
+        SECRET = pathlib.Path(__file__).with_name("secret.txt").read_text()
+
+        def test_bad_headers(context_pool):
+            context_pool.acquire(
+                extra_http_headers={"Authorization": "Bearer " + SECRET, "X": 1}
+            )
+
+        def test_bad_proxy(context_pool):
+            context_pool.acquire(proxy="http://bob:" + SECRET + "@127.0.0.1:9")
+
+        def test_bad_credentials(context_pool):
+            context_pool.acquire(http_credentials="bob:" + SECRET)
+        """
+    )
+    result = run(pytester, "--junitxml=report.xml", "-vv")
+    result.assert_outcomes(failed=3)
+    assert "hunter2" not in result.stdout.str()
+    assert "hunter2" not in (pytester.path / "report.xml").read_text()
+
+
+def test_cap_ignores_contexts_held_before_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cap_baseline="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def background(context_pool):
+            with context_pool.acquire(locale="de-DE") as lease:
+                yield lease
+
+        def test_starts_background(background):
+            pass
+
+        @pytest.mark.ctxleak(max_contexts=1)
+        def test_holds_one(context_pool):
+            with context_pool.acquire(locale="fr-FR"):
+                pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def test_marker_options_override_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_precedence="""
+        import pytest
+
+        @pytest.fixture
+        def ctxleak_context_options():
+            return {"locale": "fr-FR", "timezone_id": "Europe/Paris"}
+
+        @pytest.mark.ctxleak(context_options={"locale": "de-DE"})
+        def test_marker_wins(pooled_page):
+            assert pooled_page.evaluate("navigator.language") == "de-DE"
+            zone = pooled_page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+            assert zone == "Europe/Paris"
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+
+
+def test_context_options_fixture_type_checked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_options_type="""
+        import pytest
+
+        @pytest.fixture
+        def ctxleak_context_options():
+            return "locale=de-DE"
+
+        def test_page(pooled_page):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ctxleak: the ctxleak_context_options fixture returned str; it must return a dict*"
+        ]
+    )
+    assert "pytest_ctxleak/" not in result.stdout.str()
+
+
+def test_summary_lists_every_finding(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def session_leak(context_pool):
+            return context_pool.acquire(locale="de-DE")
+        """
+    )
+    pytester.makepyfile(
+        test_summary="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def module_leak(context_pool):
+            return context_pool.acquire(locale="fr-FR")
+
+        def test_uses(session_leak, module_leak):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*ctxleak: 2 findings in 1 test*",
+            "test_summary.py::test_uses: lease #* (locale=*) was never released by "
+            "*-scoped fixture '*_leak'*",
+            "test_summary.py::test_uses: lease #* (locale=*) was never released by "
+            "*-scoped fixture '*_leak'*",
+        ]
+    )
+
+
+def test_outstanding_lease_listed_once(pytester: pytest.Pytester) -> None:
+    tests = "\n".join(f"def test_after_{n}(context_pool): pass" for n in range(5))
+    pytester.makepyfile(
+        test_once=f"""
+import pytest
+
+@pytest.mark.ctxleak(check=False)
+def test_leaks_on_purpose(context_pool):
+    context_pool.acquire()
+
+{tests}
+"""
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    assert result.stdout.str().count("was already outstanding when") == 1
+
+
+def test_fixture_teardown_lease_blamed_on_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_teardown_acquire="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def logout_on_teardown(context_pool):
+            yield
+            context_pool.acquire(locale="de-DE")
+
+        def test_first(logout_on_teardown):
+            pass
+
+        def test_last(logout_on_teardown):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*held by module-scoped fixture 'logout_on_teardown'"])
+    assert "held by test" not in result.stdout.str()
+
+
+def test_many_leaks_from_one_line_grouped(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_many="""
+        def test_loop(context_pool):
+            for _ in range(300):
+                context_pool.acquire()
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: 300 leases (#1, #2, #3, #4, #5, #6, #7, #8 and 292 more) were never released; acquired at test_many.py:3 in test_loop"
+        ]
+    )
+    assert len(result.stdout.lines) < 60
+
+
+def test_browser_path_directory_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess(
+        "-p", "ctxleak", f"--ctxleak-browser-path={pytester.path}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*it is a directory; point it at the Chromium executable*"]
+    )
+
+
+def test_non_browser_executable_explained(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_page(pooled_page): pass")
+    result = run(pytester, "--ctxleak-browser-path=/bin/true")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ctxleak: launching /bin/true failed: *"])
+    assert "pytest_ctxleak/" not in result.stdout.str()

@@ -354,3 +354,26 @@ def test_hung_close_reported_and_bookkeeping_completes(
     problems = [problem.error for problem in pool.close_problems]
     assert "close did not finish within 1 s" in problems
     pool.close()
+
+
+def test_release_after_close_names_close_site(ctxleak_browser: Browser) -> None:
+    pool = ContextPool(ctxleak_browser)
+    lease = pool.acquire()
+    pool.close()
+    close_line = test_release_after_close_names_close_site.__code__.co_firstlineno + 3
+    with pytest.raises(LeaseError, match=rf"test_pool\.py:{close_line} in"):
+        lease.release()
+
+
+test_release_after_close_names_close_site = pytest.mark.ctxleak(check=False)(
+    test_release_after_close_names_close_site
+)
+
+
+def test_sync_exhausted_says_pool_cannot_wait(pool: ContextPool) -> None:
+    with (
+        pool.acquire(locale="de-DE"),
+        pool.acquire(locale="fr-FR"),
+        pytest.raises(PoolExhaustedError, match="a sync ContextPool cannot wait"),
+    ):
+        pool.acquire(locale="it-IT")

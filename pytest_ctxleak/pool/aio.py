@@ -66,15 +66,18 @@ class AsyncLease(LeaseBase[BrowserContext]):
 
     async def new_page(self) -> Page:
         """Open a page in the context. It is closed when this lease is released."""
+        __tracebackhide__ = True
         page = await self.context.new_page()
         self._own_page(page)
         return page
 
     async def release(self) -> None:
         """Return the context to the pool. A second call raises LeaseError."""
+        __tracebackhide__ = True
         await self._pool._release(self._record, capture_site())
 
     async def __aenter__(self) -> AsyncLease:
+        __tracebackhide__ = True
         return self
 
     async def __aexit__(
@@ -83,6 +86,7 @@ class AsyncLease(LeaseBase[BrowserContext]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        __tracebackhide__ = True
         if not self._record.released:
             await self._pool._release(self._record, capture_site())
 
@@ -106,6 +110,7 @@ class PendingAcquire:
         self._lease: AsyncLease | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncLease]:
+        __tracebackhide__ = True
         return self._pool._acquire(
             self._signature, self._holder, self._site
         ).__await__()
@@ -198,12 +203,14 @@ class AsyncContextPool:
         PoolExhaustedError after ``acquire_timeout`` and PoolClosedError after
         ``close()``.
         """
+        __tracebackhide__ = True
         signature = make_signature(options)
         return PendingAcquire(self, signature, current_holder(), capture_site())
 
     async def _acquire(
         self, signature: Signature, holder: Holder, site: Site
     ) -> AsyncLease:
+        __tracebackhide__ = True
         self._check_loop("acquire")
         ticket = self.ledger.request(
             signature.key, signature.label, holder, site, reusable=signature.reusable
@@ -233,6 +240,7 @@ class AsyncContextPool:
         return AsyncLease(self, ticket.lease, self._slots[ticket.entry.entry_id])
 
     async def _wait(self, ticket: Ticket, deadline: float) -> None:
+        __tracebackhide__ = True
         wakeup = self._wakeups.get(ticket.ticket_id)
         if wakeup is None or wakeup.done():
             wakeup = self._loop.create_future()
@@ -251,6 +259,7 @@ class AsyncContextPool:
     async def _create(
         self, ticket: Ticket, signature: Signature, deadline: float
     ) -> None:
+        __tracebackhide__ = True
         entry = ticket.entry
         assert entry is not None
         creation = asyncio.ensure_future(self.browser.new_context(**signature.options))
@@ -332,6 +341,7 @@ class AsyncContextPool:
     async def _release(
         self, record: LeaseRecord, site: Site, by: str | None = None
     ) -> None:
+        __tracebackhide__ = True
         self._check_loop(f"release of lease #{record.lease_id}")
         release = self.ledger.release(record, site, by)
         # The reset or close runs as a task of the pool, so cancelling this release
@@ -440,6 +450,7 @@ class AsyncContextPool:
             logger.error("pool task failed: %s", describe_error(task.exception()))  # type: ignore[arg-type]
 
     def _check_loop(self, what: str) -> None:
+        __tracebackhide__ = True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -468,7 +479,7 @@ class AsyncContextPool:
         if self.ledger.is_closed:
             return
         self._check_loop("close()")
-        to_close, failed = self.ledger.shutdown()
+        to_close, failed = self.ledger.shutdown(capture_site())
         self._notify(failed)
         # Resets that were running finish first; their entries then close too.
         while self._tasks:

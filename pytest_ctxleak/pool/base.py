@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -30,6 +30,15 @@ _holder: ContextVar[Holder] = ContextVar("ctxleak_holder", default=NO_HOLDER)
 def current_holder() -> Holder:
     """Return the test or fixture that a lease taken now would belong to."""
     return _holder.get()
+
+
+def set_holder(holder: Holder) -> Token[Holder]:
+    """Attribute leases taken from now on to ``holder``; undo with ``reset_holder``."""
+    return _holder.set(holder)
+
+
+def reset_holder(token: Token[Holder]) -> None:
+    _holder.reset(token)
 
 
 @contextlib.contextmanager
@@ -88,6 +97,7 @@ def unregister_pool(pool: PoolLike) -> None:
 
 def validate_timeout(name: str, value: object) -> float:
     """Return ``value`` as seconds, or raise naming the option and the value."""
+    __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"{name} must be a number of seconds, got {value!r}; pass e.g. 30.0"
@@ -122,6 +132,7 @@ def thread_name(ident: int) -> str:
 
 def reject_other_thread(owner_ident: int, what: str) -> None:
     """Raise if called from a thread other than the pool's own."""
+    __tracebackhide__ = True
     if threading.get_ident() != owner_ident:
         raise LeaseError(
             f"{what} from {threading.current_thread().name}, but this ContextPool "

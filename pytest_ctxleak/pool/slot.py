@@ -112,6 +112,7 @@ class LeaseBase(Generic[ContextT]):
     @property
     def context(self) -> ContextT:
         """The leased browser context. Raises LeaseError after release."""
+        __tracebackhide__ = True
         if self._record.released:
             raise LeaseError(
                 f"lease #{self._record.lease_id} was released at "

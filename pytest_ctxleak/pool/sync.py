@@ -55,6 +55,7 @@ class Lease(LeaseBase[BrowserContext]):
 
     def release(self) -> None:
         """Return the context to the pool. A second call raises LeaseError."""
+        __tracebackhide__ = True
         self._pool._release(self._record, capture_site())
 
     def __enter__(self) -> Lease:
@@ -70,11 +71,18 @@ class Lease(LeaseBase[BrowserContext]):
             self._pool._release(self._record, capture_site())
 
 
-def reject_running_loop() -> None:
-    """Raise if called inside a running event loop, where the sync API cannot work."""
+def reject_running_loop(browser: Browser) -> None:
+    """Raise if called inside an event loop, where the sync API cannot work.
+
+    Playwright's sync API runs its own loop in a greenlet of this thread, and that
+    loop can show as running between calls; only a different loop is an error.
+    """
+    __tracebackhide__ = True
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
+        return
+    if loop is getattr(browser, "_loop", None):
         return
     raise RuntimeError(
         "ContextPool.acquire() was called inside a running asyncio event loop, where "
@@ -144,8 +152,9 @@ class ContextPool:
         Raises TypeError for an unknown option, PoolExhaustedError when every
         context is in use, and PoolClosedError after ``close()``.
         """
+        __tracebackhide__ = True
         reject_other_thread(self._thread, "acquire() called")
-        reject_running_loop()
+        reject_running_loop(self.browser)
         signature = make_signature(options)
         ticket = self.ledger.request(
             signature.key,
@@ -165,11 +174,12 @@ class ContextPool:
                 raise ticket.error
             else:
                 # Queued or joining: in one thread nobody can release meanwhile.
-                self.ledger.expire(ticket, 0)
+                self.ledger.expire(ticket, None)
         assert ticket.lease is not None and ticket.entry is not None
         return Lease(self, ticket.lease, self._slots[ticket.entry.entry_id])
 
     def _create(self, ticket: Ticket, signature: Signature) -> None:
+        __tracebackhide__ = True
         entry = ticket.entry
         assert entry is not None
         try:
@@ -193,6 +203,7 @@ class ContextPool:
         self._release(lease._record, capture_site())
 
     def _release(self, record: LeaseRecord, site: Site, by: str | None = None) -> None:
+        __tracebackhide__ = True
         reject_other_thread(self._thread, f"release of lease #{record.lease_id}")
         release = self.ledger.release(record, site, by)
         slot = self._slots.get(release.entry.entry_id)
@@ -277,7 +288,7 @@ class ContextPool:
         if self.ledger.is_closed:
             return
         reject_other_thread(self._thread, "close() called")
-        to_close, _ = self.ledger.shutdown()
+        to_close, _ = self.ledger.shutdown(capture_site())
         for entry in to_close:
             self._close_entry(entry)
         unregister_pool(self)
