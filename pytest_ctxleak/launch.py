@@ -46,7 +46,7 @@ class BrowserNotFoundError(CtxleakError):
 
 
 class BrowserChoice(NamedTuple):
-    """Which Chromium to launch: None means Playwright's own download."""
+    """The Chromium to launch; an executable of None means Playwright's own."""
 
     executable: str | None
     how: str

@@ -1,8 +1,8 @@
 """Bookkeeping of a context pool: leases, refcounts, LRU order, the cap and waiters.
 
-The ledger is pure: no Playwright, no I/O, no clock and no threads. A pool asks it what
-to do (grant, create, evict, wait, reset, close), carries that out on real browser
-contexts, and reports the outcome back. Every rule of the pool lives here, so it can be
+The ledger is pure: no Playwright, no I/O, no clock and no threads. A pool gets each
+decision from it (grant, create, evict, wait, reset, close), carries that out on real
+browser contexts, and reports the outcome back. Every rule of the pool lives here, so it can be
 checked in microseconds by unit and property tests.
 
 An acquire is a ``Ticket`` that moves through these states::
@@ -31,7 +31,7 @@ from pytest_ctxleak.sites import UNKNOWN_SITE, Site
 
 
 class Holder(NamedTuple):
-    """Who took a lease: a test, a fixture, or code running outside any test."""
+    """The taker of a lease: a test, a fixture, or code running outside any test."""
 
     kind: str  # "test", "fixture" or "code"
     name: str  # test node id, fixture name, or a free-form label
@@ -66,7 +66,7 @@ class TicketState(enum.Enum):
     EVICTING = "evicting"  # the caller must close `victim`; the slot then passes to it
     CREATING = "creating"  # the caller must create the context of `entry`
     GRANTED = "granted"  # `lease` is the caller's
-    FAILED = "failed"  # `error` says why
+    FAILED = "failed"  # `error` is the reason
     CANCELLED = "cancelled"
 
 
@@ -152,7 +152,7 @@ class ReleaseAction(enum.Enum):
 
 
 class Release(NamedTuple):
-    """What the caller must do with an entry after a release."""
+    """The caller's next step for an entry after a release."""
 
     entry: Entry
     action: ReleaseAction
@@ -166,7 +166,7 @@ class Ledger:
     1. Every entry's refcount equals its number of unreleased leases.
     2. Entries in any state, including CREATING and CLOSING, never exceed the cap.
     3. An entry with refcount > 0 is never CLOSING and never in the idle LRU.
-    4. The idle LRU holds exactly the OPEN entries with refcount 0.
+    4. The idle LRU contains exactly the OPEN entries with refcount 0.
     5. At most one CREATING, OPEN or RESETTING entry exists per signature.
     """
 
@@ -442,7 +442,7 @@ class Ledger:
         """Start closing an entry whose context died or must go.
 
         Its leases stay outstanding until their holders release them, so the leak
-        check still sees them. The caller must close the context and call ``closed``.
+        check still finds them. The caller must close the context and call ``closed``.
         """
         entry.dead = True
         if entry.state is EntryState.CLOSING:

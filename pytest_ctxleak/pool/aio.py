@@ -3,7 +3,7 @@
 Every rule (the cap, sharing, LRU eviction, first come first served) is the ledger's;
 this module only awaits what the ledger decides. Between any two awaits the ledger is
 changed by plain method calls, which asyncio never interrupts, so each ledger step is
-atomic. At every await a comment says what may have changed while it waited.
+atomic. At every await a comment states what may have changed while it waited.
 
 Cancellation and timeouts: an acquire that is cancelled or times out withdraws its
 ticket; a context it was creating is closed when the creation finishes; a victim it
@@ -284,6 +284,7 @@ class AsyncContextPool:
             raise
         if self.ledger.is_closed:
             # close() ran while the context was being made: nothing may keep it.
+            # The ledger is shut down, so no acquire can join meanwhile.
             await self._close_orphan(context, signature.label)
             raise PoolClosedError("the pool was closed while this acquire waited")
         self._slots[entry.entry_id] = ContextSlot(entry, signature, context)
@@ -309,6 +310,7 @@ class AsyncContextPool:
     async def _close_orphan(self, context: BrowserContext, label: str) -> None:
         """Close a context that never entered the pool."""
         try:
+            # The context is in no slot, so nothing else can reach it meanwhile.
             await asyncio.wait_for(ops.close(ops.impl(context)), self.close_timeout)
         except Exception as error:
             self._report_close(f"abandoned context ({label})", error)
@@ -326,7 +328,7 @@ class AsyncContextPool:
             # out, so give it back at once.
             release = self.ledger.release(ticket.lease, by="a cancelled acquire")
             self._spawn(self._after_release(release, ticket.lease))
-        # CREATING is finished by _finish_abandoned; FAILED holds nothing.
+        # _finish_abandoned ends a CREATING ticket, and a FAILED one has nothing.
 
     # -- release ------------------------------------------------------------------
 
@@ -378,8 +380,10 @@ class AsyncContextPool:
             reusable = await self._reset(slot)
             self._notify(self.ledger.reset_done(slot.entry, reusable))
             if slot.entry.state is EntryState.CLOSING:  # not reusable, or shut down
+                # The entry is CLOSING: no acquire can reach it meanwhile.
                 await self._close_entry(slot.entry)
         else:
+            # The entry is CLOSING: no acquire can reach it meanwhile.
             await self._close_entry(slot.entry)
 
     async def _reset(self, slot: ContextSlot[BrowserContext]) -> bool:
@@ -390,7 +394,7 @@ class AsyncContextPool:
         pages = [ops.impl(page) for page in context.pages]
         try:
             # Nothing else uses the context: its refcount is zero and the ledger
-            # holds it in RESETTING.
+            # keeps it in RESETTING.
             await asyncio.wait_for(
                 ops.reset_context(ops.impl(context), pages, plan), self.close_timeout
             )
@@ -406,6 +410,8 @@ class AsyncContextPool:
 
     async def _close_page(self, slot: ContextSlot[BrowserContext], page: Page) -> None:
         try:
+            # Other holders of the context may open pages meanwhile; this page is
+            # only ours.
             await asyncio.wait_for(ops.close(ops.impl(page)), self.close_timeout)
         except Exception as error:
             self._report_close(f"page of {slot.describe()}", error)
@@ -483,10 +489,12 @@ class AsyncContextPool:
         self._notify(failed)
         # Resets that were running finish first; their entries then close too.
         while self._tasks:
+            # Running tasks may spawn more (a failed reset closes its context).
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         for entry in self.ledger.entries():
             if entry.state is EntryState.CLOSING and entry not in to_close:
                 to_close.append(entry)
+        # The ledger is shut down: no acquire can add entries meanwhile.
         await asyncio.gather(*(self._close_entry(entry) for entry in to_close))
         unregister_pool(self)
 

@@ -173,7 +173,7 @@ class ContextPool:
                 assert ticket.error is not None
                 raise ticket.error
             else:
-                # Queued or joining: in one thread nobody can release meanwhile.
+                # Queued or joining: no other code in this thread can release meanwhile.
                 self.ledger.expire(ticket, None)
         assert ticket.lease is not None and ticket.entry is not None
         return Lease(self, ticket.lease, self._slots[ticket.entry.entry_id])
@@ -185,7 +185,7 @@ class ContextPool:
         try:
             context = self.browser.new_context(**signature.options)
         except BaseException as error:
-            # The ledger forgets the slot, so a failed creation leaves the pool as
+            # The ledger drops the slot, so a failed creation leaves the pool as
             # it was. The error goes to the caller unchanged.
             self.ledger.create_failed(ticket, error)
             raise
@@ -221,7 +221,7 @@ class ContextPool:
             self._close_entry(slot.entry)
 
     def reclaim(self, record: LeaseRecord, by: str) -> str:
-        """Release a lease for its holder, and say what happened to the context."""
+        """Release a lease for its holder, and return what happened to the context."""
         entry = record.entry
         self._release(record, record.site, by)
         if entry.entry_id in self._slots:

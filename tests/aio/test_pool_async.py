@@ -36,7 +36,7 @@ async def settle(pool: AsyncContextPool) -> None:
 
 
 async def test_concurrent_acquires_create_one_context(pool: AsyncContextPool) -> None:
-    leases = await asyncio.gather(*(pool.acquire(locale="de-DE") for _ in range(8)))
+    leases = await asyncio.gather(*(pool.acquire(locale="de-DE") for _ in range(20)))
     contexts = {id(lease.context) for lease in leases}
     assert len(contexts) == 1
     assert pool.open_contexts == 1
@@ -186,6 +186,20 @@ async def test_failed_creation_leaves_pool_usable(pool: AsyncContextPool) -> Non
     assert pool.ledger.outstanding() == []
     async with pool.acquire():
         assert pool.open_contexts == 1
+
+
+async def test_failed_new_page_leaves_pool_balanced(pool: AsyncContextPool) -> None:
+    # Chromium accepts the context but rejects the locale when a page applies it.
+    async with pool.acquire(locale="not a locale") as lease:
+        with pytest.raises(Error, match="Invalid locale"):
+            await lease.new_page()
+    await settle(pool)
+    pool.ledger.check_invariants()
+    assert pool.ledger.outstanding() == []
+    assert all(entry.refcount == 0 for entry in pool.ledger.entries())
+    async with pool.acquire(locale="de-DE") as lease:
+        page = await lease.new_page()
+        assert not page.is_closed()
 
 
 async def test_joiners_fail_with_creation_error(pool: AsyncContextPool) -> None:
