@@ -2,8 +2,8 @@
 
 The ledger is pure: no Playwright, no I/O, no clock and no threads. A pool gets each
 decision from it (grant, create, evict, wait, reset, close), carries that out on real
-browser contexts, and reports the outcome back. Every rule of the pool lives here, so it can be
-checked in microseconds by unit and property tests.
+browser contexts, and reports the outcome back. Every rule of the pool lives here,
+so it can be checked in microseconds by unit and property tests.
 
 An acquire is a ``Ticket`` that moves through these states::
 
