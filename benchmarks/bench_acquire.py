@@ -434,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     with sync_playwright() as playwright:
         explicit = os.environ.get(BROWSER_PATH_ENV) or None
-        browser_source = find_chromium(playwright, explicit).how
+        bundled = playwright.chromium.executable_path
+        browser_source = find_chromium(bundled, explicit).how
         browser = launch_chromium(playwright, explicit)
         try:
             pool = ContextPool(browser)

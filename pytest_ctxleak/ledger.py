@@ -454,6 +454,10 @@ class Ledger:
         """Forget a CLOSING entry whose context is now closed, and hand on its slot."""
         if entry.state is not EntryState.CLOSING:
             raise ValueError(f"context #{entry.entry_id} is {entry.state.value}")
+        if entry.entry_id not in self._entries:
+            # A second close would free the slot twice and let the pool exceed
+            # its cap while the first close is still running.
+            raise ValueError(f"context #{entry.entry_id} is already closed")
         self._forget(entry)
         if entry.leases:
             entry.forgotten = True

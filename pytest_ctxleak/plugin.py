@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextvars import Token
 from dataclasses import dataclass, field
 
@@ -33,9 +33,11 @@ from pytest_ctxleak.pool.base import (
 from pytest_ctxleak.report import (
     Leak,
     LeakedLease,
+    LeakedObject,
     LeakRepr,
     format_leaks,
     lease_leaks,
+    object_leaks,
     over_cap_leak,
 )
 from pytest_ctxleak.settings import (
@@ -50,6 +52,7 @@ from pytest_ctxleak.settings import (
     settings_for,
 )
 from pytest_ctxleak.sites import UNKNOWN_SITE, Site
+from pytest_ctxleak.watch import CONTEXT, PAGE, Watch, Watched, close_watched
 
 logger = logging.getLogger("pytest_ctxleak")
 
@@ -74,6 +77,11 @@ class Window:
     # Contexts in use per pool when the window opened: held by earlier fixtures,
     # so they do not count against this test's cap.
     in_use_at_start: dict[int, int]
+    # Watch ids of the browsers, contexts and pages open when the window opened.
+    watch_baseline: set[int]
+    # The test's own findings, judged after its last function-scoped finalizer by
+    # the window fixture; None until then.
+    judged: list[Leak] | None = None
 
 
 @dataclass
@@ -81,7 +89,10 @@ class RunState:
     """Run-wide state of the plugin, kept on ``config.stash``."""
 
     settings: Settings
+    watch: Watch = field(default_factory=Watch)
     window: Window | None = None
+    # Objects of wider-scoped fixtures left open, found like fixture_leaks.
+    fixture_objects: list[LeakedObject] = field(default_factory=list)
     # Leases of wider-scoped fixtures, found when the fixture was finalized and
     # reported on the teardown of the test during which that happened.
     fixture_leaks: list[LeakedLease] = field(default_factory=list)
@@ -112,6 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(settings)
     config.stash[STATE_KEY] = state
     add_pool_listener(state.on_new_pool)
+    if settings.mode != "off":
+        state.watch.install()
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
     if config.pluginmanager.has_plugin("asyncio"):
@@ -125,6 +138,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
         remove_pool_listener(state.on_new_pool)
+        state.watch.uninstall()
 
 
 def pytest_collection_modifyitems(
@@ -138,6 +152,11 @@ def pytest_collection_modifyitems(
             item.stash[TEST_SETTINGS_KEY] = resolve_test_settings(item, settings)
         except pytest.UsageError as error:
             errors.append(str(error))
+        names = getattr(item, "fixturenames", None)
+        if isinstance(names, list) and WINDOW_FIXTURE not in names:
+            # First in the list, so it is set up first and torn down after every
+            # other function-scoped fixture, but before wider scopes are.
+            names.insert(0, WINDOW_FIXTURE)
     if errors:
         raise pytest.UsageError("\n".join(errors))
 
@@ -160,6 +179,11 @@ def pytest_runtest_protocol(
             baseline.add(_lease_key(pool, record))
             if settings.mode != "off":
                 _note_dirty_on_entry(state, item, pool, record)
+    watch_baseline = set()
+    for watched in state.watch.open_objects():
+        watch_baseline.add(watched.watch_id)
+        if settings.mode != "off":
+            _note_object_on_entry(state, item, watched)
     state.window = Window(
         item.nodeid,
         settings,
@@ -167,12 +191,32 @@ def pytest_runtest_protocol(
         pools,
         {key: len(getattr(pool, "close_problems", ())) for key, pool in pools.items()},
         {key: pool.ledger.in_use for key, pool in pools.items()},
+        watch_baseline,
     )
+    test_holder = Holder("test", item.nodeid)
+    state.watch.fallback_holder = test_holder
     try:
-        with holding(Holder("test", item.nodeid)):
+        with holding(test_holder):
             return (yield)
     finally:
         state.window = None
+        state.watch.fallback_holder = None
+
+
+def _note_object_on_entry(state: RunState, item: pytest.Item, watched: Watched) -> None:
+    """Record a browser, context or page that an earlier test left open."""
+    if _wider_fixture(watched.holder) or watched.holder.kind == "code":
+        return
+    key = (-1, watched.watch_id)
+    if key in state.dirty_on_entry:
+        return
+    text = (
+        f"a {watched.describe()} created at {watched.site.location()} by "
+        f"{watched.holder.describe()} was still open when {item.nodeid} started; "
+        "it is the previous holder's leak, not this test's"
+    )
+    logger.warning("%s", text)
+    state.dirty_on_entry[key] = text
 
 
 def _note_dirty_on_entry(
@@ -269,6 +313,12 @@ def pytest_fixture_post_finalizer(
             if holder.kind == "fixture" and holder.key == id(fixturedef):
                 reclaimed = _reclaim(pool, record, f"fixture '{fixturedef.argname}'")
                 state.fixture_leaks.append(LeakedLease(record, reclaimed))
+    state.fixture_objects += _leaked_objects(
+        state,
+        lambda watched: (
+            watched.holder.kind == "fixture" and watched.holder.key == id(fixturedef)
+        ),
+    )
 
 
 def _pools_to_judge(state: RunState) -> Iterator[PoolLike]:
@@ -287,8 +337,31 @@ def _reclaim(pool: PoolLike, record: LeaseRecord, who: str) -> str:
         return f"failed ({describe_error(error)})"
 
 
+WINDOW_FIXTURE = "_ctxleak_window"
+
+
+@pytest.fixture(name=WINDOW_FIXTURE)
+def ctxleak_window(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Judge the test once its function-scoped fixtures are torn down.
+
+    Fixtures of wider scope are torn down later in the same teardown and may close
+    the browser or the pool the test leaked from, which would hide the leak.
+    """
+    yield
+    state = request.config.stash.get(STATE_KEY, None)
+    window = state.window if state is not None else None
+    if state is None or window is None or window.nodeid != request.node.nodeid:
+        return
+    if window.settings.mode == "off":
+        return
+    try:
+        window.judged = _judge(state, window)
+    except Exception:  # the check must never crash the run
+        logger.exception("ctxleak could not check %s", request.node.nodeid)
+
+
 def _judge(state: RunState, window: Window) -> list[Leak]:
-    """Find this window's leaks, reclaim them, and collect wider fixtures' leaks."""
+    """Find this window's leaks and reclaim them."""
     leaked: list[LeakedLease] = []
     over_cap: list[Leak] = []
     cap = window.settings.max_contexts
@@ -313,9 +386,74 @@ def _judge(state: RunState, window: Window) -> list[Leak]:
                     ledger.peak - start, start, cap, ledger.peak_site, repr(pool)
                 )
             )
-    leaked += state.fixture_leaks
+    objects = _leaked_objects(
+        state,
+        lambda watched: (
+            watched.watch_id not in window.watch_baseline
+            and not _wider_fixture(watched.holder)
+        ),
+    )
+    return lease_leaks(leaked) + object_leaks(objects) + over_cap
+
+
+def _fixture_findings(state: RunState) -> list[Leak]:
+    """Return and forget what wider-scoped fixtures leaked, found at finalization."""
+    findings = lease_leaks(state.fixture_leaks) + object_leaks(state.fixture_objects)
     state.fixture_leaks.clear()
-    return lease_leaks(leaked) + over_cap
+    state.fixture_objects.clear()
+    return findings
+
+
+def _wider_fixture(holder: Holder) -> bool:
+    return holder.kind == "fixture" and holder.scope != "function"
+
+
+def _leaked_objects(
+    state: RunState, blamed: Callable[[Watched], bool]
+) -> list[LeakedObject]:
+    """Find open browsers, contexts and pages that ``blamed`` selects, and close them.
+
+    Contexts of a pool, and their pages, are the pool's to manage and are judged
+    through leases. An object inside another leaked object is closed with it and not
+    reported on its own.
+    """
+    owned = {
+        id(context) for pool in _pools_to_judge(state) for context in pool.contexts()
+    }
+    candidates = [
+        watched
+        for watched in state.watch.open_objects()
+        if blamed(watched) and not _in_pool(watched, owned)
+    ]
+    chosen = {watched.watch_id for watched in candidates}
+    leaked = []
+    for watched in candidates:
+        if _has_ancestor_in(watched, chosen):
+            continue
+        reclaimed = close_watched(watched, state.settings.close_timeout)
+        leaked.append(LeakedObject(watched, reclaimed))
+    return leaked
+
+
+def _in_pool(watched: Watched, owned: set[int]) -> bool:
+    node: Watched | None = watched
+    while node is not None:
+        if node.kind == CONTEXT and id(node.obj) in owned:
+            return True
+        node = node.parent
+    if watched.kind == PAGE and watched.parent is None:
+        context = getattr(watched.obj, "context", None)
+        return id(context) in owned
+    return False
+
+
+def _has_ancestor_in(watched: Watched, chosen: set[int]) -> bool:
+    parent = watched.parent
+    while parent is not None:
+        if parent.watch_id in chosen:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _belongs_to_window(window: Window, pool: PoolLike, record: LeaseRecord) -> bool:
@@ -375,10 +513,11 @@ def pytest_runtest_makereport(
         return report
     mode = window.settings.mode
     if mode == "off":
-        state.fixture_leaks.clear()
+        _fixture_findings(state)
         return report
     try:
-        leaks = _judge(state, window)
+        own = window.judged if window.judged is not None else _judge(state, window)
+        leaks = own + _fixture_findings(state)
         problems = _close_problems(window)
     except Exception as error:  # the check must never crash the run
         logger.exception("ctxleak could not check %s", item.nodeid)

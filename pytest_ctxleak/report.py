@@ -15,6 +15,7 @@ from _pytest._io import TerminalWriter
 
 from pytest_ctxleak.ledger import LeaseRecord
 from pytest_ctxleak.sites import Site
+from pytest_ctxleak.watch import BROWSER, CONTEXT, PAGE, Watched
 
 # Findings shown in full per test; the rest are counted.
 MAX_SHOWN = 10
@@ -28,6 +29,7 @@ class Leak(NamedTuple):
     headline: str  # the cause and the site, one line
     site: Site
     details: tuple[str, ...]  # holder, reclaim, and other facts, one per line
+    stack_title: str = "acquired at"
 
 
 class LeakedLease(NamedTuple):
@@ -67,6 +69,46 @@ def _lease_group_leak(group: list[LeakedLease]) -> Leak:
     return Leak(headline, first.site, details)
 
 
+class LeakedObject(NamedTuple):
+    """A browser, context or page left open, and what the reclaim did with it."""
+
+    watched: Watched
+    reclaimed: str
+
+
+_VERB = {BROWSER: "launched", CONTEXT: "created", PAGE: "opened"}
+
+
+def object_leaks(leaked: list[LeakedObject]) -> list[Leak]:
+    """Group objects left open by creation line and holder, one finding per group."""
+    groups: dict[tuple[object, ...], list[LeakedObject]] = {}
+    for item in leaked:
+        watched = item.watched
+        key = (watched.site.top, watched.holder, watched.kind, watched.how)
+        groups.setdefault(key, []).append(item)
+    return [_object_group_leak(group) for group in groups.values()]
+
+
+def _object_group_leak(group: list[LeakedObject]) -> Leak:
+    first = group[0].watched
+    holder = first.holder
+    by = f" by {holder.describe()}" if holder.kind == "fixture" else ""
+    if len(group) == 1:
+        what = f"a {first.describe()} was"
+    else:
+        what = f"{len(group)} {first.kind}s were"
+    verb = _VERB[first.kind]
+    if first.how == "created":
+        where = f"{verb} at {first.site.location()}"
+    else:
+        where = f"{first.how} in the context created at {first.site.location()}"
+    headline = f"{what} left open{by}; {where}"
+    reclaimed = sorted({item.reclaimed for item in group})
+    details = (f"held by {holder.describe()}", *(f"reclaimed: {r}" for r in reclaimed))
+    title = f"{verb} at" if first.how == "created" else "its context created at"
+    return Leak(headline, first.site, details, title)
+
+
 def over_cap_leak(peak: int, start: int, cap: int, site: Site, pool: str) -> Leak:
     held_before = f", not counting {start} held when it started" if start else ""
     headline = (
@@ -91,7 +133,7 @@ def format_leaks(leaks: list[Leak], verbosity: int = 0) -> str:
         lines.append(f"ctxleak: {leak.headline}")
         stack = leak.site.format_stack(limit=depth)
         if stack:
-            lines.append("  acquired at:")
+            lines.append(f"  {leak.stack_title}:")
             lines += [f"    {line}" for line in stack]
             hidden = len(leak.site.frames) - depth
             if hidden > 0:

@@ -851,3 +851,14 @@ def test_cancel_joining_ticket_leaves_joiners():
     assert joiner.entry is None
     assert ledger.created(creator) == []
     assert joiner.lease is None
+
+
+def test_second_close_of_entry_raises():
+    ledger = Ledger(1)
+    victim = make_idle(ledger, "a")
+    ticket = ledger.request("b", "chromium b")
+    assert ticket.victim is victim
+    ledger.closed(victim)
+    with pytest.raises(ValueError, match="already closed"):
+        ledger.closed(victim)
+    assert ledger.occupied == 1

@@ -38,7 +38,7 @@ def test_unreleased_lease_fails_with_site(pytester: pytest.Pytester) -> None:
             "acquired at test_leak.py:2 in test_leaks",
             '*lease = context_pool.acquire(locale="de-DE")',
             "*held by test test_leak.py::test_leaks",
-            "*reclaimed: released lease #*; context #* reset",
+            "*reclaimed: released; context #* reset",
         ]
     )
 
@@ -657,7 +657,7 @@ def test_async_leak_caught_and_reclaimed(pytester: pytest.Pytester) -> None:
         [
             "ctxleak: lease #* of context #* (locale=de-DE) was never released; "
             "acquired at test_async_leak.py:6 in test_leaks",
-            "*reclaimed: released lease #*; context #* will be reset",
+            "*reclaimed: released; context #* will be reset",
         ]
     )
 

@@ -178,6 +178,9 @@ class AsyncContextPool:
         self._wakeups: dict[int, asyncio.Future[None]] = {}
         # Resets, closes and abandoned creations; close() waits for them.
         self._tasks: set[asyncio.Task[None]] = set()
+        # The one close task of each CLOSING entry. Every close goes through it, so
+        # a context is closed once and its slot is freed only after the close.
+        self._closing: dict[int, asyncio.Task[None]] = {}
         register_pool(self)
 
     @property
@@ -192,6 +195,10 @@ class AsyncContextPool:
     @property
     def closed(self) -> bool:
         return self.ledger.is_closed
+
+    def contexts(self) -> list[BrowserContext]:
+        """Return the pool's open contexts, in use or idle."""
+        return [slot.context for slot in self._slots.values()]
 
     # -- acquire ------------------------------------------------------------------
 
@@ -358,14 +365,14 @@ class AsyncContextPool:
         """
         release = self.ledger.release(record, record.site, by)
         if self._loop.is_closed():
-            return f"released lease #{record.lease_id}; its event loop is closed"
+            return "released; the pool's event loop is closed"
         self._spawn(self._after_release(release, record))
         action = {
             ReleaseAction.NONE: "its pages will be closed",
             ReleaseAction.RESET: f"context #{release.entry.entry_id} will be reset",
             ReleaseAction.CLOSE: f"context #{release.entry.entry_id} will be closed",
         }[release.action]
-        return f"released lease #{record.lease_id}; {action}"
+        return f"released; {action}"
 
     async def _after_release(self, release: Release, record: LeaseRecord) -> None:
         slot = self._slots.get(release.entry.entry_id)
@@ -379,12 +386,14 @@ class AsyncContextPool:
             # Acquires of this signature join the entry and wait for the reset.
             reusable = await self._reset(slot)
             self._notify(self.ledger.reset_done(slot.entry, reusable))
-            if slot.entry.state is EntryState.CLOSING:  # not reusable, or shut down
+            if (
+                slot.entry.state is EntryState.CLOSING
+            ):  # not reusable, evicted, shut down
                 # The entry is CLOSING: no acquire can reach it meanwhile.
-                await self._close_entry(slot.entry)
+                await self._close_task(slot.entry)
         else:
             # The entry is CLOSING: no acquire can reach it meanwhile.
-            await self._close_entry(slot.entry)
+            await self._close_task(slot.entry)
 
     async def _reset(self, slot: ContextSlot[BrowserContext]) -> bool:
         plan = slot.plan_reset()
@@ -418,7 +427,13 @@ class AsyncContextPool:
         slot.page_owners.pop(page, None)
 
     def _close_task(self, entry: Entry) -> asyncio.Task[None]:
-        return self._spawn(self._close_entry(entry))
+        """Return the task closing ``entry``, starting it on the first call."""
+        task = self._closing.get(entry.entry_id)
+        if task is None:
+            task = self._spawn(self._close_entry(entry))
+            self._closing[entry.entry_id] = task
+            task.add_done_callback(lambda _: self._closing.pop(entry.entry_id, None))
+        return task
 
     async def _close_entry(self, entry: Entry) -> None:
         """Close an entry's context with a timeout; the bookkeeping completes anyway."""
@@ -438,8 +453,14 @@ class AsyncContextPool:
     # -- plumbing -----------------------------------------------------------------
 
     def _notify(self, changed: list[Ticket]) -> None:
-        """Wake the acquires whose tickets the ledger just moved on."""
+        """Wake the acquires whose tickets the ledger just moved on.
+
+        A ticket that now evicts a victim gets the victim's close started at once,
+        so the slot is freed even if that acquire is cancelled before it runs.
+        """
         for ticket in changed:
+            if ticket.state is TicketState.EVICTING and ticket.victim is not None:
+                self._close_task(ticket.victim)
             wakeup = self._wakeups.get(ticket.ticket_id)
             if wakeup is not None and not wakeup.done():
                 wakeup.set_result(None)
@@ -495,7 +516,7 @@ class AsyncContextPool:
             if entry.state is EntryState.CLOSING and entry not in to_close:
                 to_close.append(entry)
         # The ledger is shut down: no acquire can add entries meanwhile.
-        await asyncio.gather(*(self._close_entry(entry) for entry in to_close))
+        await asyncio.gather(*(self._close_task(entry) for entry in to_close))
         unregister_pool(self)
 
     async def __aenter__(self) -> AsyncContextPool:

@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar, Token
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pytest_ctxleak.errors import LeaseError
@@ -57,6 +57,8 @@ class PoolLike(Protocol):
     ledger: Ledger
 
     def reclaim(self, record: LeaseRecord, by: str) -> str: ...
+
+    def contexts(self) -> list[Any]: ...
 
 
 # Pools that are open, so the leak check can find pools made by the code under test.

@@ -146,6 +146,10 @@ class ContextPool:
     def closed(self) -> bool:
         return self.ledger.is_closed
 
+    def contexts(self) -> list[BrowserContext]:
+        """Return the pool's open contexts, in use or idle."""
+        return [slot.context for slot in self._slots.values()]
+
     def acquire(self, **options: Any) -> Lease:
         """Lease a context made with ``options``, the arguments of new_context.
 
@@ -224,9 +228,8 @@ class ContextPool:
         """Release a lease for its holder, and return what happened to the context."""
         entry = record.entry
         self._release(record, record.site, by)
-        if entry.entry_id in self._slots:
-            return f"released lease #{record.lease_id}; context #{entry.entry_id} reset"
-        return f"released lease #{record.lease_id}; context #{entry.entry_id} closed"
+        state = "reset" if entry.entry_id in self._slots else "closed"
+        return f"released; context #{entry.entry_id} {state}"
 
     def _reset(self, slot: ContextSlot[BrowserContext]) -> bool:
         """Make a context as good as new for the next lease. False means: close it.

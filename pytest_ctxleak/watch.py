@@ -1,0 +1,235 @@
+"""Watch every browser, context and page that Playwright creates in this process.
+
+Most leaks in real scrapers come from code that never touches a pool: a helper that
+calls ``browser.new_context()`` and returns early, a popup nobody closes, a browser a
+library launched. While the watch is installed, the creating methods of Playwright's
+sync and async classes are wrapped to record each new object with its creation site
+and holder, and Playwright's own events (``close``, ``disconnected``, ``page``) mark
+objects closed and add pages that open by themselves, such as popups.
+
+The watch only records; the plugin decides what is a leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import playwright.async_api as async_api
+import playwright.sync_api as sync_api
+
+from pytest_ctxleak.ledger import Holder
+from pytest_ctxleak.pool import ops
+from pytest_ctxleak.pool.base import current_holder, describe_error
+from pytest_ctxleak.sites import Site, capture_site
+
+BROWSER = "browser"
+CONTEXT = "context"
+PAGE = "page"
+
+# (class, method, kind of object it returns) for both APIs. launch_persistent_context
+# returns a context that owns its browser process, so it is watched as a context.
+_CREATORS = (
+    [(api.BrowserType, "launch", BROWSER) for api in (sync_api, async_api)]
+    + [(api.BrowserType, "connect", BROWSER) for api in (sync_api, async_api)]
+    + [(api.BrowserType, "connect_over_cdp", BROWSER) for api in (sync_api, async_api)]
+    + [
+        (api.BrowserType, "launch_persistent_context", CONTEXT)
+        for api in (sync_api, async_api)
+    ]
+    + [(api.Browser, "new_context", CONTEXT) for api in (sync_api, async_api)]
+    + [(api.Browser, "new_page", PAGE) for api in (sync_api, async_api)]
+    + [(api.BrowserContext, "new_page", PAGE) for api in (sync_api, async_api)]
+)
+
+
+@dataclass(eq=False)
+class Watched:
+    """One browser, context or page, with where and by whom it was created."""
+
+    watch_id: int
+    kind: str
+    obj: Any
+    site: Site
+    holder: Holder
+    parent: Watched | None = None  # the context of a page, the browser of a context
+    closed: bool = False
+    how: str = "created"  # "created", or "opened by the page itself" for popups
+
+    def describe(self) -> str:
+        """Return the object as a phrase for messages, such as ``page (https://…)``."""
+        if self.kind == PAGE:
+            url = _safe_url(self.obj)
+            return f"page {url}" if url else "page"
+        if self.kind == BROWSER:
+            return f"browser {_safe_attribute(self.obj, 'version')}".rstrip()
+        return "context"
+
+
+def _safe_url(page: Any) -> str:
+    url = _safe_attribute(page, "url")
+    return url if url and url != "about:blank" else ""
+
+
+def _safe_attribute(obj: Any, name: str) -> str:
+    try:
+        return str(getattr(obj, name))
+    except Exception:  # a closed object may refuse; the description is optional
+        return ""
+
+
+@dataclass
+class Watch:
+    """The registry of watched objects. Install it once per pytest run."""
+
+    # watch_id -> record, for objects not yet closed. Closed ones are dropped, so
+    # the registry stays as small as what is open.
+    open: dict[int, Watched] = field(default_factory=dict)
+    _by_object: dict[int, Watched] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _originals: list[tuple[type, str, Callable[..., Any]]] = field(default_factory=list)
+    # The holder for objects recorded where no holder is set, such as popups,
+    # whose event handlers run in Playwright's dispatcher: the running test.
+    fallback_holder: Holder | None = None
+
+    def install(self) -> None:
+        """Wrap Playwright's creating methods. Calling it twice changes nothing."""
+        if self._originals:
+            return
+        for cls, name, kind in _CREATORS:
+            original = cls.__dict__[name]
+            self._originals.append((cls, name, original))
+            setattr(cls, name, self._wrap(original, kind))
+
+    def uninstall(self) -> None:
+        """Restore Playwright's methods."""
+        for cls, name, original in reversed(self._originals):
+            setattr(cls, name, original)
+        self._originals.clear()
+
+    def _wrap(self, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        watch = self
+        if inspect.iscoroutinefunction(original):
+
+            @functools.wraps(original)
+            async def async_creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
+                __tracebackhide__ = True
+                site = capture_site()
+                created = await original(owner, *args, **kwargs)
+                watch.record(kind, created, site, owner)
+                return created
+
+            return async_creator
+
+        @functools.wraps(original)
+        def creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            site = capture_site()
+            created = original(owner, *args, **kwargs)
+            watch.record(kind, created, site, owner)
+            return created
+
+        return creator
+
+    def record(
+        self, kind: str, obj: Any, site: Site, owner: Any = None, how: str = "created"
+    ) -> Watched:
+        """Register a new object, or give a known one its creation site."""
+        known = self._by_object.get(id(obj))
+        if known is not None and known.obj is obj:
+            if site.frames and how == "created":
+                known.site = site
+                known.how = how
+            return known
+        parent = self._by_object.get(id(owner)) if owner is not None else None
+        if parent is not None and parent.obj is not owner:
+            parent = None
+        holder = current_holder()
+        if holder.kind == "code" and self.fallback_holder is not None:
+            holder = self.fallback_holder
+        watched = Watched(next(self._ids), kind, obj, site, holder, parent)
+        watched.how = how
+        self.open[watched.watch_id] = watched
+        self._by_object[id(obj)] = watched
+        self._listen(watched)
+        return watched
+
+    def _listen(self, watched: Watched) -> None:
+        obj = watched.obj
+        close_event = "disconnected" if watched.kind == BROWSER else "close"
+        obj.on(close_event, lambda *_: self._closed(watched))
+        if watched.kind == CONTEXT:
+            obj.on("page", lambda page: self._page_opened(watched, page))
+            for page in list(obj.pages):  # a persistent context starts with one
+                self.record(PAGE, page, watched.site, obj, how="opened with it")
+
+    def _page_opened(self, context: Watched, page: Any) -> None:
+        # new_page() records the page again when it returns, with its call site;
+        # a popup keeps the site of its context.
+        self.record(PAGE, page, context.site, context.obj, how="opened by the page")
+
+    def _closed(self, watched: Watched) -> None:
+        watched.closed = True
+        self.open.pop(watched.watch_id, None)
+        if self._by_object.get(id(watched.obj)) is watched:
+            del self._by_object[id(watched.obj)]
+
+    def open_objects(self) -> list[Watched]:
+        """Return the watched objects that are still open, oldest first."""
+        found = []
+        for watched in list(self.open.values()):
+            if is_closed(watched):
+                self._closed(watched)
+            else:
+                found.append(watched)
+        return found
+
+
+def is_closed(watched: Watched) -> bool:
+    """Tell whether an object is closed, also when its close event was missed."""
+    if watched.closed:
+        return True
+    if watched.parent is not None and is_closed(watched.parent):
+        watched.closed = True
+        return True
+    obj = watched.obj
+    try:
+        if watched.kind == PAGE:
+            closed = bool(obj.is_closed())
+        elif watched.kind == BROWSER:
+            closed = not obj.is_connected()
+        else:
+            browser = obj.browser
+            closed = browser is not None and obj not in browser.contexts
+    except Exception:  # a dead connection: the object is gone with it
+        closed = True
+    if closed:
+        watched.closed = True
+    return closed
+
+
+def close_watched(watched: Watched, timeout: float) -> str:
+    """Close a leaked object with a timeout; return what happened, never raise."""
+    obj = watched.obj
+    impl = getattr(obj, "_impl_obj", None)
+    if impl is None:
+        return "not closed: not a Playwright object"
+    try:
+        if type(obj).__module__.startswith("playwright.async_api"):
+            loop = impl._loop
+            if loop.is_closed():
+                return "not closed: its event loop is closed"
+            loop.create_task(asyncio.wait_for(ops.close(impl), timeout))
+            return "close scheduled on its event loop"
+        ops.run_sync(obj, ops.close(impl), timeout)
+    except Exception as error:
+        if ops.is_timeout(error):
+            return f"close did not finish within {timeout:g} s"
+        return f"close failed ({describe_error(error)})"
+    watched.closed = True
+    return "closed"
