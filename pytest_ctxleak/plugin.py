@@ -44,6 +44,7 @@ from pytest_ctxleak.settings import (
     MARKER_HELP,
     SETTINGS_KEY,
     TEST_SETTINGS_KEY,
+    AllowRule,
     Settings,
     TestSettings,
     add_options,
@@ -316,7 +317,9 @@ def pytest_fixture_post_finalizer(
     state.fixture_objects += _leaked_objects(
         state,
         lambda watched: (
-            watched.holder.kind == "fixture" and watched.holder.key == id(fixturedef)
+            watched.holder.kind == "fixture"
+            and watched.holder.key == id(fixturedef)
+            and not _allowed(watched, state.settings.allow)
         ),
     )
 
@@ -391,6 +394,7 @@ def _judge(state: RunState, window: Window) -> list[Leak]:
         lambda watched: (
             watched.watch_id not in window.watch_baseline
             and not _wider_fixture(watched.holder)
+            and not _allowed(watched, window.settings.allow)
         ),
     )
     return lease_leaks(leaked) + object_leaks(objects) + over_cap
@@ -402,6 +406,10 @@ def _fixture_findings(state: RunState) -> list[Leak]:
     state.fixture_leaks.clear()
     state.fixture_objects.clear()
     return findings
+
+
+def _allowed(watched: Watched, rules: tuple[AllowRule, ...]) -> bool:
+    return any(rule.matches(watched.site) for rule in rules)
 
 
 def _wider_fixture(holder: Holder) -> bool:

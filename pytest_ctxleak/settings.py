@@ -8,8 +8,12 @@ came from, so a typo in CI configuration fails the run instead of switching a ch
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import os
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -21,16 +25,21 @@ from pytest_ctxleak.pool import (
     DEFAULT_MAX_CONTEXTS,
 )
 from pytest_ctxleak.signature import make_signature
+from pytest_ctxleak.sites import Site
 
 MODES = ("fail", "warn", "off")
+ALLOW_INI = "ctxleak_allow"
 BROWSER_PATH_ENV = "CTXLEAK_BROWSER_PATH"
 MARKER = "ctxleak"
 
 MARKER_HELP = (
-    "ctxleak(max_contexts=N, check=True, mode='fail', context_options={...}): "
+    "ctxleak(max_contexts=N, check=True, mode='fail', context_options={...}, "
+    "allow=[...]): "
     "change the context leak check for one test. max_contexts is the most contexts "
     "the test may hold at once; check=False skips the check; mode is fail, warn or "
-    "off; context_options are the new_context options of the pooled_* fixtures."
+    "off; context_options are the new_context options of the pooled_* fixtures; "
+    "allow lists code ('module' or 'module:function') that may leave browsers, "
+    "contexts and pages open."
 )
 
 
@@ -96,6 +105,67 @@ OPTIONS = (
 )
 
 
+class AllowRule(NamedTuple):
+    """Code allowed to leave browsers, contexts and pages open: a module, or one
+    function of it (``package.module`` or ``package.module:function``)."""
+
+    module: str
+    function: str | None
+    source: str
+
+    def matches(self, site: Site) -> bool:
+        """Tell whether any frame of ``site`` runs in the allowed code."""
+        for frame in site.frames:
+            in_module = frame.module == self.module or frame.module.startswith(
+                self.module + "."
+            )
+            if in_module and (self.function is None or frame.function == self.function):
+                return True
+        return False
+
+
+def validate_allow_rule(value: object, source: str) -> AllowRule:
+    """Parse one rule; a module or function that does not exist is an error."""
+    if not isinstance(value, str) or not value.strip():
+        raise _usage(
+            "allow rule", value, source, "expected 'module' or 'module:function'"
+        )
+    module, _, function = value.strip().partition(":")
+    if not _MODULE_NAME.fullmatch(module) or (
+        function and not _MODULE_NAME.fullmatch(function)
+    ):
+        raise _usage(
+            "allow rule", value, source, "expected 'module' or 'module:function'"
+        )
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise _usage(
+                "allow rule",
+                value,
+                source,
+                f"no module named {module!r} can be imported",
+            )
+        if function:
+            loaded = importlib.import_module(module)
+    if function and loaded is not None:
+        target: object = loaded
+        for part in function.split("."):
+            target = getattr(target, part, None)
+        if target is None:
+            raise _usage(
+                "allow rule", value, source, f"module {module!r} has no {function!r}"
+            )
+    return AllowRule(module, function.rsplit(".", 1)[-1] if function else None, source)
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
 class Settings(NamedTuple):
     """Settings for the whole run, resolved once at configure time."""
 
@@ -105,6 +175,7 @@ class Settings(NamedTuple):
     close_timeout: float
     browser_path: str | None
     headed: bool
+    allow: tuple[AllowRule, ...] = ()
 
 
 class TestSettings(NamedTuple):
@@ -113,6 +184,7 @@ class TestSettings(NamedTuple):
     max_contexts: int
     mode: str
     context_options: Mapping[str, Any]
+    allow: tuple[AllowRule, ...] = ()
 
 
 def _usage(name: str, value: object, source: str, expected: str) -> pytest.UsageError:
@@ -202,6 +274,14 @@ def add_options(parser: pytest.Parser) -> None:
                 help=option.help,
             )
         parser.addini(option.ini, option.help, default=None)
+    parser.addini(
+        ALLOW_INI,
+        "Code allowed to leave browsers, contexts and pages open, one rule a line: "
+        "'package.module' or 'package.module:function'. A rule that names no "
+        "importable module or function is an error.",
+        type="linelist",
+        default=[],
+    )
 
 
 def _raw(config: pytest.Config, option: Option) -> tuple[object, str]:
@@ -233,10 +313,18 @@ def resolve_settings(config: pytest.Config) -> Settings:
             else validate_browser_path(browser_path, source)
         ),
         headed=validate_bool("headed", *raw["headed"]),
+        allow=_ini_allow_rules(config),
     )
 
 
-MARKER_ARGUMENTS = ("max_contexts", "check", "mode", "context_options")
+def _ini_allow_rules(config: pytest.Config) -> tuple[AllowRule, ...]:
+    where = config.inipath or "the ini file"
+    source = f"ini setting {ALLOW_INI} in {where}"
+    lines = config.getini(ALLOW_INI)
+    return tuple(validate_allow_rule(line, source) for line in lines)
+
+
+MARKER_ARGUMENTS = ("max_contexts", "check", "mode", "context_options", "allow")
 
 
 def resolve_test_settings(item: pytest.Item, settings: Settings) -> TestSettings:
@@ -281,7 +369,15 @@ def resolve_test_settings(item: pytest.Item, settings: Settings) -> TestSettings
         raise pytest.UsageError(
             f"invalid context_options from {source}: {error}"
         ) from None
-    return TestSettings(max_contexts, mode, options)
+    allow = settings.allow
+    if "allow" in values:
+        rules = values["allow"]
+        if isinstance(rules, str):
+            rules = [rules]
+        if not isinstance(rules, (list, tuple)):
+            raise _usage("allow", rules, source, "expected a list of rules")
+        allow += tuple(validate_allow_rule(rule, source) for rule in rules)
+    return TestSettings(max_contexts, mode, options, allow)
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

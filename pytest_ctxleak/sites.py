@@ -40,6 +40,7 @@ class Frame(NamedTuple):
     filename: str
     lineno: int
     function: str
+    module: str = ""  # the frame's __name__, for allow rules
 
     def location(self) -> str:
         """Return ``file:line``, relative to the working directory when inside it."""
@@ -104,6 +105,7 @@ def capture_site(depth: int = DEFAULT_DEPTH) -> Site:
     while frame is not None and len(frames) < depth:
         code = frame.f_code
         if not _is_machinery(code.co_filename):
-            frames.append(Frame(code.co_filename, frame.f_lineno, code.co_name))
+            module = frame.f_globals.get("__name__", "")
+            frames.append(Frame(code.co_filename, frame.f_lineno, code.co_name, module))
         frame = frame.f_back
     return Site(tuple(frames))

@@ -520,7 +520,7 @@ def test_invalid_env_browser_path_names_variable(
             "ctxleak(max_context=2)",
             "ERROR: unknown argument 'max_context' from @pytest.mark.ctxleak on "
             "test_marked.py::test_marked: expected one of max_contexts, check, mode, "
-            "context_options",
+            "context_options, allow",
         ),
         (
             "ctxleak(2)",

@@ -69,13 +69,13 @@ def test_popup_left_open(pytester: pytest.Pytester) -> None:
         import pytest
 
         @pytest.fixture(scope="module")
-        def context(ctxleak_browser):
+        def shared_context(ctxleak_browser):
             context = ctxleak_browser.new_context()
             yield context
             context.close()
 
-        def test_opens_popup(context):
-            page = context.new_page()
+        def test_opens_popup(shared_context):
+            page = shared_context.new_page()
             with page.expect_popup():
                 page.evaluate("window.open('about:blank')")
             page.close()
@@ -85,7 +85,7 @@ def test_popup_left_open(pytester: pytest.Pytester) -> None:
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "ctxleak: a page was left open; opened by the page in the context created at test_popup.py:5 in context",
+            "ctxleak: a page was left open; opened by the page in the context created at test_popup.py:5 in shared_context",
             "*held by test test_popup.py::test_opens_popup",
         ]
     )
@@ -225,5 +225,156 @@ def test_async_direct_context_left_open(pytester: pytest.Pytester) -> None:
         [
             "ctxleak: a context was left open; created at test_async_direct.py:5 in test_leaks",
             "*reclaimed: close scheduled on its event loop",
+        ]
+    )
+
+
+def test_pytest_playwright_fixtures_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_ctxleak.launch import launch_options
+
+        @pytest.fixture(scope="session")
+        def browser_type_launch_args(browser_type_launch_args, playwright):
+            found = launch_options(playwright.chromium.executable_path)
+            return {**browser_type_launch_args, **found}
+        """
+    )
+    pytester.makepyfile(
+        test_pw="""
+        def test_page(page):
+            page.goto("about:blank")
+
+        def test_context(context):
+            context.new_page()
+
+        def test_browser(browser):
+            assert browser.is_connected()
+        """
+    )
+    result = run(pytester, "-p", "playwright")
+    assert result.ret == 0
+    result.assert_outcomes(passed=3)
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_pytest_playwright_leak_in_test_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_ctxleak.launch import launch_options
+
+        @pytest.fixture(scope="session")
+        def browser_type_launch_args(browser_type_launch_args, playwright):
+            found = launch_options(playwright.chromium.executable_path)
+            return {**browser_type_launch_args, **found}
+        """
+    )
+    pytester.makepyfile(
+        test_pw_leak="""
+        def test_extra_context(browser):
+            browser.new_context()
+        """
+    )
+    result = run(pytester, "-p", "playwright")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: a context was left open; created at test_pw_leak.py:2 in test_extra_context"
+        ]
+    )
+
+
+ALLOW_HELPERS = """
+def keep_open(browser):
+    return browser.new_context()
+
+def forget(browser):
+    return browser.new_context()
+"""
+
+
+def test_allow_rule_by_function_in_ini(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(crawler_helpers=ALLOW_HELPERS)
+    pytester.makeini(
+        "[pytest]\npythonpath = .\nctxleak_allow = crawler_helpers:keep_open\n"
+    )
+    pytester.makepyfile(
+        test_allow="""
+        import crawler_helpers
+
+        def test_kept(ctxleak_browser):
+            crawler_helpers.keep_open(ctxleak_browser)
+
+        def test_forgotten(ctxleak_browser):
+            crawler_helpers.forget(ctxleak_browser)
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_forgotten*"])
+    assert "ERROR at teardown of test_kept" not in result.stdout.str()
+
+
+def test_allow_rule_by_module_in_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(crawler_helpers=ALLOW_HELPERS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    pytester.makepyfile(
+        test_marker_allow="""
+        import pytest
+        import crawler_helpers
+
+        @pytest.mark.ctxleak(allow=["crawler_helpers"])
+        def test_allowed(ctxleak_browser):
+            crawler_helpers.forget(ctxleak_browser)
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "crawler_helper:keep_open",
+            "no module named 'crawler_helper' can be imported",
+        ),
+        ("crawler_helpers:keep_opn", "module 'crawler_helpers' has no 'keep_opn'"),
+        ("crawler helpers", "expected 'module' or 'module:function'"),
+    ],
+)
+def test_allow_rule_typo_is_usage_error(
+    pytester: pytest.Pytester, rule: str, message: str
+) -> None:
+    pytester.makepyfile(crawler_helpers=ALLOW_HELPERS)
+    pytester.makeini(f"[pytest]\npythonpath = .\nctxleak_allow = {rule}\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: invalid allow rule '{rule}' from ini setting ctxleak_allow in *: {message}"
+        ]
+    )
+
+
+def test_allow_rule_typo_in_marker_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marker_typo="""
+        import pytest
+
+        @pytest.mark.ctxleak(allow=["no_such_module_here"])
+        def test_marked():
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid allow rule 'no_such_module_here' from @pytest.mark.ctxleak on test_marker_typo.py::test_marked: no module named*"
         ]
     )
