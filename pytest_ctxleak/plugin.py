@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from contextvars import Token
@@ -53,7 +54,16 @@ from pytest_ctxleak.settings import (
     settings_for,
 )
 from pytest_ctxleak.sites import UNKNOWN_SITE, Site
-from pytest_ctxleak.watch import CONTEXT, PAGE, Watch, Watched, close_watched
+from pytest_ctxleak.watch import (
+    CONTEXT,
+    PAGE,
+    SETTLE_STEP,
+    Watch,
+    Watched,
+    close_watched,
+    is_closed,
+    pump_events,
+)
 
 logger = logging.getLogger("pytest_ctxleak")
 
@@ -433,6 +443,8 @@ def _leaked_objects(
         for watched in state.watch.open_objects()
         if blamed(watched) and not _in_pool(watched, owned)
     ]
+    if candidates:
+        candidates = _settle(state.settings, candidates)
     chosen = {watched.watch_id for watched in candidates}
     leaked = []
     for watched in candidates:
@@ -441,6 +453,22 @@ def _leaked_objects(
         reclaimed = close_watched(watched, state.settings.close_timeout)
         leaked.append(LeakedObject(watched, reclaimed))
     return leaked
+
+
+def _settle(settings: Settings, candidates: list[Watched]) -> list[Watched]:
+    """Let Playwright deliver pending close events, then return what is still open.
+
+    Closing is asynchronous: a page closed by the test may not have reported its
+    close yet. The wait is bounded by both attempts and seconds.
+    """
+    deadline = time.monotonic() + settings.settle_timeout
+    for _ in range(settings.settle_attempts):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not candidates:
+            break
+        pump_events(candidates, min(SETTLE_STEP, remaining))
+        candidates = [watched for watched in candidates if not is_closed(watched)]
+    return candidates
 
 
 def _in_pool(watched: Watched, owned: set[int]) -> bool:

@@ -102,6 +102,23 @@ OPTIONS = (
         "Default: headless.",
         False,
     ),
+    Option(
+        "settle_attempts",
+        "--ctxleak-settle-attempts",
+        "ctxleak_settle_attempts",
+        "How often to let Playwright deliver pending close events before a browser, "
+        "context or page still open after a test is reported. A whole number, 0 "
+        "for no wait; default 3.",
+        3,
+    ),
+    Option(
+        "settle_timeout",
+        "--ctxleak-settle-timeout",
+        "ctxleak_settle_timeout",
+        "Seconds the settle wait may take in all, per test that looks leaky. "
+        "Default 0.5.",
+        0.5,
+    ),
 )
 
 
@@ -175,6 +192,8 @@ class Settings(NamedTuple):
     close_timeout: float
     browser_path: str | None
     headed: bool
+    settle_attempts: int = 3
+    settle_timeout: float = 0.5
     allow: tuple[AllowRule, ...] = ()
 
 
@@ -201,6 +220,17 @@ def validate_max_contexts(value: object, source: str) -> int:
         raise _usage(
             "max_contexts", value, source, "expected a whole number of at least 1"
         )
+    return number
+
+
+def validate_count(name: str, value: object, source: str) -> int:
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        number = int(text) if isinstance(text, str) else text
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise _usage(name, value, source, "expected a whole number of at least 0")
     return number
 
 
@@ -313,6 +343,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
             else validate_browser_path(browser_path, source)
         ),
         headed=validate_bool("headed", *raw["headed"]),
+        settle_attempts=validate_count("settle_attempts", *raw["settle_attempts"]),
+        settle_timeout=validate_seconds("settle_timeout", *raw["settle_timeout"]),
         allow=_ini_allow_rules(config),
     )
 

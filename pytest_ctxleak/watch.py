@@ -16,6 +16,7 @@ import asyncio
 import functools
 import inspect
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import ops
 from pytest_ctxleak.pool.base import current_holder, describe_error
 from pytest_ctxleak.sites import Site, capture_site
+
+logger = logging.getLogger("pytest_ctxleak")
 
 BROWSER = "browser"
 CONTEXT = "context"
@@ -211,6 +214,34 @@ def is_closed(watched: Watched) -> bool:
     if closed:
         watched.closed = True
     return closed
+
+
+# Seconds of one settle attempt: long enough for a close event already on its way.
+SETTLE_STEP = 0.05
+
+
+def pump_events(objects: list[Watched], seconds: float) -> None:
+    """Run the event loops behind ``objects`` for ``seconds``, so that events already
+    sent by the browser (closes, disconnects) reach their handlers.
+
+    A sync object's loop runs only inside a Playwright call, and an async object's
+    loop is idle between tests; neither delivers events on its own.
+    """
+    loops: dict[int, tuple[Any, Any]] = {}
+    for watched in objects:
+        impl = getattr(watched.obj, "_impl_obj", None)
+        loop = getattr(impl, "_loop", None)
+        if loop is not None and id(loop) not in loops:
+            loops[id(loop)] = (loop, watched.obj)
+    for loop, obj in loops.values():
+        try:
+            if type(obj).__module__.startswith("playwright.async_api"):
+                if not loop.is_running() and not loop.is_closed():
+                    loop.run_until_complete(asyncio.sleep(seconds))
+            else:
+                ops.run_sync(obj, asyncio.sleep(seconds), seconds + 1)
+        except Exception as error:  # a dead connection: nothing left to deliver
+            logger.debug("settling events failed: %s", describe_error(error))
 
 
 def close_watched(watched: Watched, timeout: float) -> str:

@@ -378,3 +378,43 @@ def test_allow_rule_typo_in_marker_is_usage_error(pytester: pytest.Pytester) -> 
             "ERROR: invalid allow rule 'no_such_module_here' from @pytest.mark.ctxleak on test_marker_typo.py::test_marked: no module named*"
         ]
     )
+
+
+SETTLE_TEST = """
+import asyncio
+import pytest
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_close_in_flight(ctxleak_async_browser):
+    context = await ctxleak_async_browser.new_context()
+    asyncio.ensure_future(context.close())
+"""
+
+
+def test_settle_waits_for_close_in_flight(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_settle=SETTLE_TEST)
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=1)
+
+
+def test_settle_disabled_reports_close_in_flight(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_settle=SETTLE_TEST)
+    result = run(pytester, "--ctxleak-settle-attempts=0")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["ctxleak: a context was left open; created at test_settle.py:6 in test_close_in_flight"]
+    )
+
+
+def test_invalid_settle_attempts_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess(
+        "-p", "ctxleak", "--ctxleak-settle-attempts=-1"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid settle_attempts '-1' from command line option --ctxleak-settle-attempts: expected a whole number of at least 0"
+        ]
+    )
