@@ -27,7 +27,6 @@ from pytest_ctxleak.ledger import (
     EntryState,
     Holder,
     LeaseRecord,
-    Ledger,
     Release,
     ReleaseAction,
     Ticket,
@@ -43,9 +42,8 @@ from pytest_ctxleak.pool.base import (
     logger,
     register_pool,
     unregister_pool,
-    validate_timeout,
 )
-from pytest_ctxleak.pool.slot import CloseProblem, ContextSlot, LeaseBase
+from pytest_ctxleak.pool.slot import ContextSlot, LeaseBase, PoolCore
 from pytest_ctxleak.signature import Signature, make_signature
 from pytest_ctxleak.sites import Site, capture_site
 
@@ -132,7 +130,7 @@ class PendingAcquire:
             await self._pool._release(lease._record, capture_site())
 
 
-class AsyncContextPool:
+class AsyncContextPool(PoolCore[BrowserContext]):
     """A refcounted pool of browser contexts with a hard cap, over the async API.
 
     Leases of equal options share one context, and concurrent acquires of one new
@@ -168,12 +166,8 @@ class AsyncContextPool:
                 "AsyncContextPool must be created inside a running event loop, "
                 "the one its browser runs in"
             ) from None
-        self.ledger = Ledger(max_contexts)
-        self.browser = browser
-        self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)
-        self.close_timeout = validate_timeout("close_timeout", close_timeout)
-        self.close_problems: list[CloseProblem] = []
-        self._slots: dict[int, ContextSlot[BrowserContext]] = {}
+        super().__init__(browser, max_contexts, acquire_timeout, close_timeout)
+        self.browser: Browser = browser
         # Futures of waiting tickets, completed when the ledger changes their state.
         self._wakeups: dict[int, asyncio.Future[None]] = {}
         # Resets, closes and abandoned creations; close() waits for them.
@@ -182,23 +176,6 @@ class AsyncContextPool:
         # a context is closed once and its slot is freed only after the close.
         self._closing: dict[int, asyncio.Task[None]] = {}
         register_pool(self)
-
-    @property
-    def max_contexts(self) -> int:
-        return self.ledger.max_contexts
-
-    @property
-    def open_contexts(self) -> int:
-        """Contexts counted against the cap right now."""
-        return self.ledger.occupied
-
-    @property
-    def closed(self) -> bool:
-        return self.ledger.is_closed
-
-    def contexts(self) -> list[BrowserContext]:
-        """Return the pool's open contexts, in use or idle."""
-        return [slot.context for slot in self._slots.values()]
 
     # -- acquire ------------------------------------------------------------------
 
@@ -488,18 +465,6 @@ class AsyncContextPool:
                 "in; Playwright's async objects belong to one loop"
             )
 
-    def _explain(self, error: BaseException) -> str:
-        if ops.is_timeout(error):
-            return f"did not finish within {self.close_timeout:g} s"
-        return describe_error(error)
-
-    def _report_close(self, what: str, error: BaseException) -> None:
-        text = self._explain(error)
-        if ops.is_timeout(error):
-            text = f"close {text}"
-        logger.warning("closing %s failed: %s", what, text)
-        self.close_problems.append(CloseProblem(what, text))
-
     async def close(self) -> None:
         """Close every context. Outstanding leases are released for their holders,
         and waiting acquires fail with PoolClosedError."""
@@ -529,10 +494,3 @@ class AsyncContextPool:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return (
-            f"<AsyncContextPool {state}: {self.open_contexts}/{self.max_contexts} "
-            f"contexts, {len(self.ledger.outstanding())} leases>"
-        )

@@ -10,9 +10,14 @@ import functools
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from pytest_ctxleak.errors import LeaseError
-from pytest_ctxleak.ledger import Entry, Holder, LeaseRecord
+from pytest_ctxleak.ledger import Entry, Holder, LeaseRecord, Ledger
 from pytest_ctxleak.pool import ops
-from pytest_ctxleak.pool.base import origin_of
+from pytest_ctxleak.pool.base import (
+    describe_error,
+    logger,
+    origin_of,
+    validate_timeout,
+)
 from pytest_ctxleak.signature import Signature
 from pytest_ctxleak.sites import Site
 
@@ -150,3 +155,62 @@ class LeaseBase(Generic[ContextT]):
     def __repr__(self) -> str:
         state = "released" if self._record.released else "held"
         return f"<{type(self).__name__} {self._record.describe()}, {state}>"
+
+
+class PoolCore(Generic[ContextT]):
+    """What both pools keep beside the ledger: settings, slots and close problems.
+
+    Subclasses check the browser's type and their thread or loop, carry out the
+    ledger's decisions with their API, and call ``_register`` when ready.
+    """
+
+    def __init__(
+        self,
+        browser: Any,
+        max_contexts: int,
+        acquire_timeout: float,
+        close_timeout: float,
+    ) -> None:
+        self.ledger = Ledger(max_contexts)
+        self.browser = browser
+        self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)
+        self.close_timeout = validate_timeout("close_timeout", close_timeout)
+        # Closes that failed or timed out; the leak check reports new ones.
+        self.close_problems: list[CloseProblem] = []
+        self._slots: dict[int, ContextSlot[ContextT]] = {}
+
+    @property
+    def max_contexts(self) -> int:
+        return self.ledger.max_contexts
+
+    @property
+    def open_contexts(self) -> int:
+        """Contexts counted against the cap right now."""
+        return self.ledger.occupied
+
+    @property
+    def closed(self) -> bool:
+        return self.ledger.is_closed
+
+    def contexts(self) -> list[ContextT]:
+        """Return the pool's open contexts, in use or idle."""
+        return [slot.context for slot in self._slots.values()]
+
+    def _explain(self, error: BaseException) -> str:
+        if ops.is_timeout(error):
+            return f"did not finish within {self.close_timeout:g} s"
+        return describe_error(error)
+
+    def _report_close(self, what: str, error: BaseException) -> None:
+        text = self._explain(error)
+        if ops.is_timeout(error):
+            text = f"close {text}"
+        logger.warning("closing %s failed: %s", what, text)
+        self.close_problems.append(CloseProblem(what, text))
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"<{type(self).__name__} {state}: {self.open_contexts}/{self.max_contexts} "
+            f"contexts, {len(self.ledger.outstanding())} leases>"
+        )

@@ -13,7 +13,6 @@ from pytest_ctxleak.ledger import (
     Entry,
     EntryState,
     LeaseRecord,
-    Ledger,
     ReleaseAction,
     Ticket,
     TicketState,
@@ -24,14 +23,12 @@ from pytest_ctxleak.pool.base import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_CONTEXTS,
     current_holder,
-    describe_error,
     logger,
     register_pool,
     reject_other_thread,
     unregister_pool,
-    validate_timeout,
 )
-from pytest_ctxleak.pool.slot import CloseProblem, ContextSlot, LeaseBase
+from pytest_ctxleak.pool.slot import ContextSlot, LeaseBase, PoolCore
 from pytest_ctxleak.signature import Signature, make_signature
 from pytest_ctxleak.sites import Site, capture_site
 
@@ -91,7 +88,7 @@ def reject_running_loop(browser: Browser) -> None:
     )
 
 
-class ContextPool:
+class ContextPool(PoolCore[BrowserContext]):
     """A refcounted pool of browser contexts with a hard cap, over the sync API.
 
     Leases of equal options share one context. When a new kind of context needs room
@@ -122,33 +119,12 @@ class ContextPool:
                 "ContextPool needs a playwright.sync_api.Browser, got "
                 f"{type(browser).__qualname__}{hint}"
             )
-        self.ledger = Ledger(max_contexts)
-        self.browser = browser
-        # Kept for the same signature as AsyncContextPool: a sync acquire never
-        # waits for a slot (see the class docstring).
-        self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)
-        self.close_timeout = validate_timeout("close_timeout", close_timeout)
-        self.close_problems: list[CloseProblem] = []
-        self._slots: dict[int, ContextSlot[BrowserContext]] = {}
+        # acquire_timeout is kept for the same signature as AsyncContextPool: a
+        # sync acquire never waits for a slot (see the class docstring).
+        super().__init__(browser, max_contexts, acquire_timeout, close_timeout)
+        self.browser: Browser = browser
         self._thread = threading.get_ident()
         register_pool(self)
-
-    @property
-    def max_contexts(self) -> int:
-        return self.ledger.max_contexts
-
-    @property
-    def open_contexts(self) -> int:
-        """Contexts counted against the cap right now."""
-        return self.ledger.occupied
-
-    @property
-    def closed(self) -> bool:
-        return self.ledger.is_closed
-
-    def contexts(self) -> list[BrowserContext]:
-        """Return the pool's open contexts, in use or idle."""
-        return [slot.context for slot in self._slots.values()]
 
     def acquire(self, **options: Any) -> Lease:
         """Lease a context made with ``options``, the arguments of new_context.
@@ -274,18 +250,6 @@ class ContextPool:
         finally:
             self.ledger.closed(entry)
 
-    def _explain(self, error: BaseException) -> str:
-        if ops.is_timeout(error):
-            return f"did not finish within {self.close_timeout:g} s"
-        return describe_error(error)
-
-    def _report_close(self, what: str, error: BaseException) -> None:
-        text = self._explain(error)
-        if ops.is_timeout(error):
-            text = f"close {text}"
-        logger.warning("closing %s failed: %s", what, text)
-        self.close_problems.append(CloseProblem(what, text))
-
     def close(self) -> None:
         """Close every context. Outstanding leases are released for their holders."""
         if self.ledger.is_closed:
@@ -306,10 +270,3 @@ class ContextPool:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return (
-            f"<ContextPool {state}: {self.open_contexts}/{self.max_contexts} contexts, "
-            f"{len(self.ledger.outstanding())} leases>"
-        )
