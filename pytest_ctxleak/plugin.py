@@ -134,8 +134,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(settings)
     config.stash[STATE_KEY] = state
     add_pool_listener(state.on_new_pool)
-    if settings.mode != "off":
-        state.watch.install()
+    # Installed in every mode: a marker can turn the check on for one test, and the
+    # wrappers only record.
+    state.watch.install()
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
     if config.pluginmanager.has_plugin("asyncio"):
@@ -191,10 +192,11 @@ def pytest_runtest_protocol(
             if settings.mode != "off":
                 _note_dirty_on_entry(state, item, pool, record)
     watch_baseline = set()
+    owned = _pool_contexts(state)
     for watched in state.watch.open_objects():
         watch_baseline.add(watched.watch_id)
-        if settings.mode != "off":
-            _note_object_on_entry(state, item, watched)
+        if settings.mode != "off" and not _in_pool(watched, owned):
+            _note_object_on_entry(state, item, watched, settings.allow)
     state.window = Window(
         item.nodeid,
         settings,
@@ -214,9 +216,16 @@ def pytest_runtest_protocol(
         state.watch.fallback_holder = None
 
 
-def _note_object_on_entry(state: RunState, item: pytest.Item, watched: Watched) -> None:
+def _note_object_on_entry(
+    state: RunState,
+    item: pytest.Item,
+    watched: Watched,
+    allow: tuple[AllowRule, ...],
+) -> None:
     """Record a browser, context or page that an earlier test left open."""
     if _wider_fixture(watched.holder) or watched.holder.kind == "code":
+        return
+    if watched.allowed or _allowed(watched, allow):
         return
     key = (-1, watched.watch_id)
     if key in state.dirty_on_entry:
@@ -419,7 +428,18 @@ def _fixture_findings(state: RunState) -> list[Leak]:
 
 
 def _allowed(watched: Watched, rules: tuple[AllowRule, ...]) -> bool:
-    return any(rule.matches(watched.site) for rule in rules)
+    """Tell whether an allow rule matches; a matched object stays allowed."""
+    if any(rule.matches(watched.site) for rule in rules):
+        watched.allowed = True
+    return watched.allowed
+
+
+def _pool_contexts(state: RunState) -> set[int]:
+    """Return the ids of every open pool's contexts, in use or idle."""
+    owned: set[int] = set()
+    for pool in _pools_to_judge(state):
+        owned.update(id(context) for context in pool.contexts())
+    return owned
 
 
 def _wider_fixture(holder: Holder) -> bool:
@@ -435,9 +455,7 @@ def _leaked_objects(
     through leases. An object inside another leaked object is closed with it and not
     reported on its own.
     """
-    owned = {
-        id(context) for pool in _pools_to_judge(state) for context in pool.contexts()
-    }
+    owned = _pool_contexts(state)
     candidates = [
         watched
         for watched in state.watch.open_objects()
@@ -590,6 +608,6 @@ def pytest_terminal_summary(
         for nodeid, headline in state.findings:
             terminalreporter.line(f"{nodeid}: {headline}")
     if state.dirty_on_entry:
-        terminalreporter.section("ctxleak: leases outstanding when a test started")
+        terminalreporter.section("ctxleak: left open when a test started")
         for text in state.dirty_on_entry.values():
             terminalreporter.line(text)

@@ -143,40 +143,41 @@ class AllowRule(NamedTuple):
 
 def validate_allow_rule(value: object, source: str) -> AllowRule:
     """Parse one rule; a module or function that does not exist is an error."""
+    expected = "expected 'module' or 'module:function'"
     if not isinstance(value, str) or not value.strip():
-        raise _usage(
-            "allow rule", value, source, "expected 'module' or 'module:function'"
-        )
+        raise _usage("allow rule", value, source, expected)
     module, _, function = value.strip().partition(":")
     if not _MODULE_NAME.fullmatch(module) or (
         function and not _MODULE_NAME.fullmatch(function)
     ):
-        raise _usage(
-            "allow rule", value, source, "expected 'module' or 'module:function'"
-        )
+        raise _usage("allow rule", value, source, expected)
+    if ":" in value and not function:
+        raise _usage("allow rule", value, source, expected)
     loaded = sys.modules.get(module)
     if loaded is None:
         try:
             found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
+        except Exception:  # a parent package that fails to import
             found = False
         if not found:
-            raise _usage(
-                "allow rule",
-                value,
-                source,
-                f"no module named {module!r} can be imported",
-            )
+            missing = f"no module named {module!r} can be imported"
+            raise _usage("allow rule", value, source, missing)
         if function:
-            loaded = importlib.import_module(module)
+            try:
+                loaded = importlib.import_module(module)
+            except Exception as error:
+                failed = f"importing {module!r} failed: {type(error).__name__}: {error}"
+                raise _usage("allow rule", value, source, failed) from None
     if function and loaded is not None:
         target: object = loaded
         for part in function.split("."):
             target = getattr(target, part, None)
         if target is None:
-            raise _usage(
-                "allow rule", value, source, f"module {module!r} has no {function!r}"
-            )
+            missing = f"module {module!r} has no {function!r}"
+            raise _usage("allow rule", value, source, missing)
+        if not callable(target):
+            not_function = f"{module}:{function} is not a function or class"
+            raise _usage("allow rule", value, source, not_function)
     return AllowRule(module, function.rsplit(".", 1)[-1] if function else None, source)
 
 

@@ -17,6 +17,7 @@ import functools
 import inspect
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,9 @@ class Watched:
     site: Site
     holder: Holder
     parent: Watched | None = None  # the context of a page, the browser of a context
+    thread: int = 0  # the thread that created it; sync objects cannot leave it
     closed: bool = False
+    allowed: bool = False  # an allow rule matched it, so it is never reported
     how: str = "created"  # "created", or "opened by the page itself" for popups
 
     def describe(self) -> str:
@@ -122,7 +125,7 @@ class Watch:
             @functools.wraps(original)
             async def async_creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True
-                site = capture_site()
+                site = capture_site(WATCH_DEPTH)
                 created = await original(owner, *args, **kwargs)
                 watch.record(kind, created, site, owner)
                 return created
@@ -132,7 +135,7 @@ class Watch:
         @functools.wraps(original)
         def creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
-            site = capture_site()
+            site = capture_site(WATCH_DEPTH)
             created = original(owner, *args, **kwargs)
             watch.record(kind, created, site, owner)
             return created
@@ -156,6 +159,7 @@ class Watch:
         if holder.kind == "code" and self.fallback_holder is not None:
             holder = self.fallback_holder
         watched = Watched(next(self._ids), kind, obj, site, holder, parent)
+        watched.thread = threading.get_ident()
         watched.how = how
         self.open[watched.watch_id] = watched
         self._by_object[id(obj)] = watched
@@ -201,6 +205,11 @@ def is_closed(watched: Watched) -> bool:
         watched.closed = True
         return True
     obj = watched.obj
+    loop = getattr(getattr(obj, "_impl_obj", None), "_loop", None)
+    if loop is not None and loop.is_closed():
+        # Its Playwright was stopped, which ends every object it made.
+        watched.closed = True
+        return True
     try:
         if watched.kind == PAGE:
             closed = bool(obj.is_closed())
@@ -216,6 +225,10 @@ def is_closed(watched: Watched) -> bool:
     return closed
 
 
+# User frames kept per creation site: deep enough for allow rules to find the
+# allowed function under the helpers it calls.
+WATCH_DEPTH = 30
+
 # Seconds of one settle attempt: long enough for a close event already on its way.
 SETTLE_STEP = 0.05
 
@@ -229,6 +242,8 @@ def pump_events(objects: list[Watched], seconds: float) -> None:
     """
     loops: dict[int, tuple[Any, Any]] = {}
     for watched in objects:
+        if watched.thread != threading.get_ident():
+            continue  # another thread's loop is not ours to run
         impl = getattr(watched.obj, "_impl_obj", None)
         loop = getattr(impl, "_loop", None)
         if loop is not None and id(loop) not in loops:
@@ -250,14 +265,21 @@ def close_watched(watched: Watched, timeout: float) -> str:
     impl = getattr(obj, "_impl_obj", None)
     if impl is None:
         return "not closed: not a Playwright object"
+    if watched.thread != threading.get_ident():
+        return "not closed: it belongs to another thread, which must close it"
     try:
         if type(obj).__module__.startswith("playwright.async_api"):
             loop = impl._loop
             if loop.is_closed():
                 return "not closed: its event loop is closed"
-            loop.create_task(asyncio.wait_for(ops.close(impl), timeout))
-            return "close scheduled on its event loop"
-        ops.run_sync(obj, ops.close(impl), timeout)
+            closing = asyncio.wait_for(ops.close(impl), timeout)
+            if loop.is_running():
+                loop.create_task(closing)
+                return "close scheduled on its event loop"
+            # Between tests the loop is idle, so run it until the close is done.
+            loop.run_until_complete(closing)
+        else:
+            ops.run_sync(obj, ops.close(impl), timeout)
     except Exception as error:
         if ops.is_timeout(error):
             return f"close did not finish within {timeout:g} s"

@@ -348,7 +348,7 @@ def test_marker_check_false_skips_test(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "*ctxleak: leases outstanding when a test started*",
+            "*ctxleak: left open when a test started*",
             "lease #* held by test test_marker_off.py::test_leaks_on_purpose, acquired "
             "at test_marker_off.py:5 in test_leaks_on_purpose was already outstanding "
             "when test_marker_off.py::test_after started*",
@@ -657,7 +657,7 @@ def test_async_leak_caught_and_reclaimed(pytester: pytest.Pytester) -> None:
         [
             "ctxleak: lease #* of context #* (locale=de-DE) was never released; "
             "acquired at test_async_leak.py:6 in test_leaks",
-            "*reclaimed: released; context #* will be reset",
+            "*reclaimed: released; context #* reset",
         ]
     )
 

@@ -201,7 +201,7 @@ def test_dirty_on_entry_reported_apart(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "*ctxleak: leases outstanding when a test started*",
+            "*ctxleak: left open when a test started*",
             "a context created at test_dirty.py:5 in test_leaks_on_purpose by test "
             "test_dirty.py::test_leaks_on_purpose was still open when "
             "test_dirty.py::test_innocent started*",
@@ -224,7 +224,7 @@ def test_async_direct_context_left_open(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "ctxleak: a context was left open; created at test_async_direct.py:5 in test_leaks",
-            "*reclaimed: close scheduled on its event loop",
+            "*reclaimed: closed",
         ]
     )
 
@@ -403,7 +403,9 @@ def test_settle_disabled_reports_close_in_flight(pytester: pytest.Pytester) -> N
     result = run(pytester, "--ctxleak-settle-attempts=0")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["ctxleak: a context was left open; created at test_settle.py:6 in test_close_in_flight"]
+        [
+            "ctxleak: a context was left open; created at test_settle.py:6 in test_close_in_flight"
+        ]
     )
 
 
@@ -418,3 +420,193 @@ def test_invalid_settle_attempts_is_usage_error(pytester: pytest.Pytester) -> No
             "ERROR: invalid settle_attempts '-1' from command line option --ctxleak-settle-attempts: expected a whole number of at least 0"
         ]
     )
+
+
+# -- regressions from trying the watch as a new user --------------------------------
+
+
+def test_stopped_playwright_ends_its_objects(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_stopped="""
+        from playwright.sync_api import sync_playwright
+        from pytest_ctxleak.launch import launch_options
+
+        def test_with_block():
+            with sync_playwright() as playwright:
+                options = launch_options(playwright.chromium.executable_path)
+                browser = playwright.chromium.launch(**options)
+                browser.new_page().goto("about:blank")
+
+        def test_after():
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_idle_pool_context_not_listed_on_entry(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_idle="""
+        def test_release_lease(context_pool):
+            with context_pool.acquire() as lease:
+                lease.new_page().goto("about:blank")
+
+        def test_second(context_pool):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_other_thread_object_left_to_its_thread(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_thread="""
+        import threading
+        import pytest
+        from playwright.sync_api import sync_playwright
+
+        WORKER = {}
+
+        @pytest.fixture(scope="module")
+        def module_context(ctxleak_browser):
+            yield ctxleak_browser.new_context()
+
+        def test_first(module_context):
+            pass
+
+        def test_thread_keeps_browser(ctxleak_launch_options):
+            started, finish = threading.Event(), threading.Event()
+
+            def work():
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(**ctxleak_launch_options)
+                    started.set()
+                    finish.wait(20)
+                    browser.close()
+
+            thread = threading.Thread(target=work)
+            thread.start()
+            assert started.wait(20)
+            WORKER.update(thread=thread, finish=finish)
+
+        def test_last(module_context):
+            WORKER["finish"].set()
+            WORKER["thread"].join()
+        """
+    )
+    result = run(pytester)
+    result.stdout.fnmatch_lines(
+        [
+            "*reclaimed: not closed: it belongs to another thread, which must close it",
+            "*reclaimed: closed",
+        ]
+    )
+    assert "Event loop is closed" not in result.stdout.str()
+    assert "never awaited" not in result.stdout.str()
+
+
+def test_marker_fail_under_run_mode_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marker_on="""
+        import pytest
+
+        @pytest.mark.ctxleak(mode="fail")
+        def test_context_leak(ctxleak_browser):
+            ctxleak_browser.new_context()
+
+        @pytest.mark.ctxleak(mode="fail")
+        def test_lease_leak(context_pool):
+            context_pool.acquire()
+        """
+    )
+    result = run(pytester, "--ctxleak-mode=off")
+    result.assert_outcomes(passed=2, errors=2)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("os.path:sep", "os.path:sep is not a function or class"),
+        ("os.path:", "expected 'module' or 'module:function'"),
+    ],
+)
+def test_allow_rule_must_name_function(
+    pytester: pytest.Pytester, rule: str, message: str
+) -> None:
+    pytester.makeini(f"[pytest]\nctxleak_allow = {rule}\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: invalid allow rule*{message}*"])
+
+
+def test_allow_rule_import_error_is_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        broken_helpers="import no_such_dependency_here\n\ndef keep(): pass\n"
+    )
+    pytester.makeini("[pytest]\npythonpath = .\nctxleak_allow = broken_helpers:keep\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid allow rule 'broken_helpers:keep'*importing 'broken_helpers' failed: ModuleNotFoundError*"
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_allow_rule_matches_deep_stack(pytester: pytest.Pytester) -> None:
+    levels = "\n".join(
+        f"def level_{n}(browser):\n    return level_{n + 1}(browser)\n"
+        for n in range(10)
+    )
+    pytester.makepyfile(
+        deep_helpers=f"def keep_alive(browser):\n    return level_0(browser)\n\n{levels}\n"
+        "def level_10(browser):\n    return browser.new_context()\n"
+    )
+    pytester.makeini(
+        "[pytest]\npythonpath = .\nctxleak_allow = deep_helpers:keep_alive\n"
+    )
+    pytester.makepyfile(
+        test_deep="""
+        import deep_helpers
+
+        def test_kept(ctxleak_browser):
+            deep_helpers.keep_alive(ctxleak_browser)
+
+        def test_after(ctxleak_browser):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0
+    assert "ctxleak:" not in result.stdout.str()
+
+
+def test_async_leak_reported_once_with_user_frames(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_async_once="""
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+        async def test_leaks(ctxleak_async_browser):
+            await ctxleak_async_browser.new_context()
+
+        async def test_after(ctxleak_async_browser):
+            assert ctxleak_async_browser.contexts == []
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=1)
+    output = result.stdout.str()
+    assert "ctxleak: 1 finding in 1 test" in output
+    assert "pytest_asyncio" not in output
+    assert "left open when a test started" not in output
+    result.stdout.fnmatch_lines(["*reclaimed: closed"])

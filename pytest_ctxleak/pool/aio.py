@@ -335,15 +335,21 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         await asyncio.shield(self._spawn(self._after_release(release, record)))
 
     def reclaim(self, record: LeaseRecord, by: str) -> str:
-        """Release a lease for its holder from outside the loop; reset runs later.
+        """Release a lease for its holder from outside the loop.
 
-        The bookkeeping is done at once. The reset or close of the context is a
-        task on the pool's loop, which runs the next time the loop does.
+        The bookkeeping is done at once. The reset or close of the context runs on
+        the pool's loop: to completion now when the loop is idle, as between two
+        tests, or as a task the next time the loop runs.
         """
         release = self.ledger.release(record, record.site, by)
         if self._loop.is_closed():
             return "released; the pool's event loop is closed"
-        self._spawn(self._after_release(release, record))
+        task = self._spawn(self._after_release(release, record))
+        if not self._loop.is_running():
+            self._loop.run_until_complete(task)
+            entry_id = release.entry.entry_id
+            state = "reset" if entry_id in self._slots else "closed"
+            return f"released; context #{entry_id} {state}"
         action = {
             ReleaseAction.NONE: "its pages will be closed",
             ReleaseAction.RESET: f"context #{release.entry.entry_id} will be reset",
