@@ -1,0 +1,299 @@
+"""The verdict on one test: what it leaked, found, reclaimed and described.
+
+The plugin's hooks decide when to judge; this module decides what counts. A test is
+blamed for leases it took that are still outstanding or were abandoned when their pool
+closed, for browsers, contexts and pages it left open that no allow rule covers and no
+pool owns, and for holding more contexts at once than its cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextvars import Token
+from dataclasses import dataclass, field
+
+import pytest
+
+from pytest_ctxleak.ledger import Holder, LeaseRecord
+from pytest_ctxleak.pool import PoolLike, open_pools
+from pytest_ctxleak.pool.base import describe_error
+from pytest_ctxleak.report import (
+    Leak,
+    LeakedLease,
+    LeakedObject,
+    lease_leaks,
+    object_leaks,
+    over_cap_leak,
+)
+from pytest_ctxleak.settings import AllowRule, Settings, TestSettings
+from pytest_ctxleak.watch import (
+    CONTEXT,
+    PAGE,
+    SETTLE_STEP,
+    Watch,
+    Watched,
+    close_watched,
+    is_closed,
+    pump_events,
+)
+
+logger = logging.getLogger("pytest_ctxleak")
+
+
+@dataclass
+class Window:
+    """What the check knows about the test that is running."""
+
+    nodeid: str
+    settings: TestSettings
+    # (id(pool), lease_id) of every lease outstanding when the window opened.
+    baseline: set[tuple[int, int]]
+    # Every pool open at the start or created during the window, kept alive until
+    # the window closes so a pool made and dropped by the test is still judged.
+    pools: dict[int, PoolLike]
+    close_problems_seen: dict[int, int]
+    # Contexts in use per pool when the window opened: held by earlier fixtures,
+    # so they do not count against this test's cap.
+    in_use_at_start: dict[int, int]
+    # Watch ids of the browsers, contexts and pages open when the window opened.
+    watch_baseline: set[int]
+    # The test's own findings, judged after its last function-scoped finalizer by
+    # the window fixture; None until then.
+    judged: list[Leak] | None = None
+
+
+@dataclass
+class RunState:
+    """Run-wide state of the plugin, kept on ``config.stash``."""
+
+    settings: Settings
+    watch: Watch = field(default_factory=Watch)
+    window: Window | None = None
+    # Objects of wider-scoped fixtures left open, found like fixture_leaks.
+    fixture_objects: list[LeakedObject] = field(default_factory=list)
+    # Leases of wider-scoped fixtures, found when the fixture was finalized and
+    # reported on the teardown of the test during which that happened.
+    fixture_leaks: list[LeakedLease] = field(default_factory=list)
+    # (node id, first line) of every finding, for the terminal summary.
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    # Leases found outstanding when a test started, each described once.
+    dirty_on_entry: dict[tuple[int, int], str] = field(default_factory=dict)
+    # Holder tokens of fixtures whose teardown is running, by id(fixturedef).
+    teardown_holders: dict[int, Token[Holder]] = field(default_factory=dict)
+
+    def on_new_pool(self, pool: PoolLike) -> None:
+        if self.window is not None:
+            self.window.pools[id(pool)] = pool
+
+
+def lease_key(pool: PoolLike, record: LeaseRecord) -> tuple[int, int]:
+    return (id(pool), record.lease_id)
+
+
+def note_object_on_entry(
+    state: RunState,
+    item: pytest.Item,
+    watched: Watched,
+    allow: tuple[AllowRule, ...],
+) -> None:
+    """Record a browser, context or page that an earlier test left open."""
+    if wider_fixture(watched.holder) or watched.holder.kind == "code":
+        return
+    if watched.allowed or allowed(watched, allow):
+        return
+    key = (-1, watched.watch_id)
+    if key in state.dirty_on_entry:
+        return
+    text = (
+        f"a {watched.describe()} created at {watched.site.location()} by "
+        f"{watched.holder.describe()} was still open when {item.nodeid} started; "
+        "it is the previous holder's leak, not this test's"
+    )
+    logger.warning("%s", text)
+    state.dirty_on_entry[key] = text
+
+
+def note_lease_on_entry(
+    state: RunState, item: pytest.Item, pool: PoolLike, record: LeaseRecord
+) -> None:
+    """Record a lease that an earlier test or function fixture left behind.
+
+    It is the previous holder's leak, so it is reported in the summary and the log,
+    not as a failure or warning of the test that found it.
+    """
+    holder = record.holder
+    if holder.kind == "fixture" and holder.scope != "function":
+        return  # a wider-scoped fixture's lease is legitimately held across tests
+    key = lease_key(pool, record)
+    if key in state.dirty_on_entry:
+        return
+    text = (
+        f"{record.describe()} was already outstanding when {item.nodeid} started; "
+        "it is the previous holder's leak, not this test's"
+    )
+    logger.warning("%s", text)
+    state.dirty_on_entry[key] = text
+
+
+def pools_to_judge(state: RunState) -> Iterator[PoolLike]:
+    pools = {id(pool): pool for pool in open_pools()}
+    if state.window is not None:
+        pools.update(state.window.pools)
+    return iter(list(pools.values()))
+
+
+def reclaim_lease(pool: PoolLike, record: LeaseRecord, who: str) -> str:
+    """Release a leaked lease for its holder; never raise into pytest."""
+    try:
+        return pool.reclaim(record, by=f"ctxleak, after {who} leaked it")
+    except Exception as error:
+        logger.warning("reclaiming lease #%d failed: %s", record.lease_id, error)
+        return f"failed ({describe_error(error)})"
+
+
+def judge(state: RunState, window: Window) -> list[Leak]:
+    """Find this window's leaks and reclaim them."""
+    leaked: list[LeakedLease] = []
+    over_cap: list[Leak] = []
+    cap = window.settings.max_contexts
+    for pool in pools_to_judge(state):
+        key = id(pool)
+        window.pools[key] = pool
+        ledger = pool.ledger
+        for record in ledger.outstanding():
+            if belongs_to_window(window, pool, record):
+                reclaimed = reclaim_lease(pool, record, window.nodeid)
+                leaked.append(LeakedLease(record, reclaimed))
+        # A pool closed during the window (a session pool at the last test, or the
+        # test's own pool) released its outstanding leases; their holders still
+        # leaked them.
+        for record in ledger.abandoned:
+            if belongs_to_window(window, pool, record):
+                leaked.append(LeakedLease(record, "released when the pool was closed"))
+        start = window.in_use_at_start.get(key, 0)
+        if ledger.peak - start > cap:
+            over_cap.append(
+                over_cap_leak(
+                    ledger.peak - start, start, cap, ledger.peak_site, repr(pool)
+                )
+            )
+    objects = leaked_objects(
+        state,
+        lambda watched: (
+            watched.watch_id not in window.watch_baseline
+            and not wider_fixture(watched.holder)
+            and not allowed(watched, window.settings.allow)
+        ),
+    )
+    return lease_leaks(leaked) + object_leaks(objects) + over_cap
+
+
+def fixture_findings(state: RunState) -> list[Leak]:
+    """Return and forget what wider-scoped fixtures leaked, found at finalization."""
+    findings = lease_leaks(state.fixture_leaks) + object_leaks(state.fixture_objects)
+    state.fixture_leaks.clear()
+    state.fixture_objects.clear()
+    return findings
+
+
+def allowed(watched: Watched, rules: tuple[AllowRule, ...]) -> bool:
+    """Tell whether an allow rule matches; a matched object stays allowed."""
+    if any(rule.matches(watched.site) for rule in rules):
+        watched.allowed = True
+    return watched.allowed
+
+
+def pool_contexts(state: RunState) -> set[int]:
+    """Return the ids of every open pool's contexts, in use or idle."""
+    owned: set[int] = set()
+    for pool in pools_to_judge(state):
+        owned.update(id(context) for context in pool.contexts())
+    return owned
+
+
+def wider_fixture(holder: Holder) -> bool:
+    return holder.kind == "fixture" and holder.scope != "function"
+
+
+def leaked_objects(
+    state: RunState, blamed: Callable[[Watched], bool]
+) -> list[LeakedObject]:
+    """Find open browsers, contexts and pages that ``blamed`` selects, and close them.
+
+    Contexts of a pool, and their pages, are the pool's to manage and are judged
+    through leases. An object inside another leaked object is closed with it and not
+    reported on its own.
+    """
+    owned = pool_contexts(state)
+    candidates = [
+        watched
+        for watched in state.watch.open_objects()
+        if blamed(watched) and not in_pool(watched, owned)
+    ]
+    if candidates:
+        candidates = settle(state.settings, candidates)
+    chosen = {watched.watch_id for watched in candidates}
+    leaked = []
+    for watched in candidates:
+        if has_ancestor_in(watched, chosen):
+            continue
+        reclaimed = close_watched(watched, state.settings.close_timeout)
+        leaked.append(LeakedObject(watched, reclaimed))
+    return leaked
+
+
+def settle(settings: Settings, candidates: list[Watched]) -> list[Watched]:
+    """Let Playwright deliver pending close events, then return what is still open.
+
+    Closing is asynchronous: a page closed by the test may not have reported its
+    close yet. The wait is bounded by both attempts and seconds.
+    """
+    deadline = time.monotonic() + settings.settle_timeout
+    for _ in range(settings.settle_attempts):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not candidates:
+            break
+        pump_events(candidates, min(SETTLE_STEP, remaining))
+        candidates = [watched for watched in candidates if not is_closed(watched)]
+    return candidates
+
+
+def in_pool(watched: Watched, owned: set[int]) -> bool:
+    node: Watched | None = watched
+    while node is not None:
+        if node.kind == CONTEXT and id(node.obj) in owned:
+            return True
+        node = node.parent
+    if watched.kind == PAGE and watched.parent is None:
+        context = getattr(watched.obj, "context", None)
+        return id(context) in owned
+    return False
+
+
+def has_ancestor_in(watched: Watched, chosen: set[int]) -> bool:
+    parent = watched.parent
+    while parent is not None:
+        if parent.watch_id in chosen:
+            return True
+        parent = parent.parent
+    return False
+
+
+def belongs_to_window(window: Window, pool: PoolLike, record: LeaseRecord) -> bool:
+    """Tell whether the test of ``window`` is to blame for ``record``."""
+    if lease_key(pool, record) in window.baseline:
+        return False
+    holder = record.holder
+    return not (holder.kind == "fixture" and holder.scope != "function")
+
+
+def close_problems(window: Window) -> list[str]:
+    """Describe the closes that failed or hung during the window."""
+    found = []
+    for key, pool in window.pools.items():
+        problems = getattr(pool, "close_problems", [])
+        for problem in problems[window.close_problems_seen.get(key, 0) :]:
+            found.append(f"closing {problem.what} failed: {problem.error}")
+    return found
