@@ -151,7 +151,9 @@ def pytest_runtest_protocol(
         {key: len(getattr(pool, "close_problems", ())) for key, pool in pools.items()},
         {key: pool.ledger.in_use for key, pool in pools.items()},
         watch_baseline,
+        state.watch.outside_open,
     )
+    state.watch.reset_outside_peak()
     test_holder = Holder("test", item.nodeid)
     state.watch.fallback_holder = test_holder
     try:

@@ -109,14 +109,16 @@ def _object_group_leak(group: list[LeakedObject]) -> Leak:
     return Leak(headline, first.site, details, title)
 
 
-def over_cap_leak(peak: int, start: int, cap: int, site: Site, pool: str) -> Leak:
+def over_cap_leak(
+    peak: int, start: int, cap: int, site: Site, pool: str, call: str = "acquire"
+) -> Leak:
     held_before = f", not counting {start} held when it started" if start else ""
     headline = (
         f"the test held {peak} contexts at once{held_before}, above the cap of "
-        f"{cap}; the acquire that reached the peak was at {site.location()}"
+        f"{cap}; the {call} that reached the peak was at {site.location()}"
     )
     details = (
-        f"pool: {pool}",
+        f"counted in: {pool}",
         "raise the cap with @pytest.mark.ctxleak(max_contexts=N) or "
         "--ctxleak-max-contexts, or hold fewer contexts at once",
     )

@@ -59,6 +59,8 @@ class Window:
     in_use_at_start: dict[int, int]
     # Watch ids of the browsers, contexts and pages open when the window opened.
     watch_baseline: set[int]
+    # Contexts outside any pool open when the window opened; not the test's.
+    outside_at_start: int = 0
     # The test's own findings, judged after its last function-scoped finalizer by
     # the window fixture; None until then.
     judged: list[Leak] | None = None
@@ -179,6 +181,16 @@ def judge(state: RunState, window: Window) -> list[Leak]:
                     ledger.peak - start, start, cap, ledger.peak_site, repr(pool)
                 )
             )
+    watch = state.watch
+    outside = watch.outside_peak - window.outside_at_start
+    if outside > cap:
+        where = "contexts made outside any pool"
+        site = watch.outside_peak_site
+        over_cap.append(
+            over_cap_leak(
+                outside, window.outside_at_start, cap, site, where, "context creation"
+            )
+        )
     objects = leaked_objects(
         state,
         lambda watched: (

@@ -27,7 +27,11 @@ import playwright.sync_api as sync_api
 
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import ops
-from pytest_ctxleak.pool.base import current_holder, describe_error
+from pytest_ctxleak.pool.base import (
+    current_holder,
+    describe_error,
+    is_pool_creation,
+)
 from pytest_ctxleak.sites import Site, capture_site
 
 logger = logging.getLogger("pytest_ctxleak")
@@ -65,6 +69,7 @@ class Watched:
     thread: int = 0  # the thread that created it; sync objects cannot leave it
     closed: bool = False
     allowed: bool = False  # an allow rule matched it, so it is never reported
+    pooled: bool = False  # a context a pool created; the pool's cap covers it
     how: str = "created"  # "created", or "opened by the page itself" for popups
 
     def describe(self) -> str:
@@ -99,6 +104,11 @@ class Watch:
     _by_object: dict[int, Watched] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _originals: list[tuple[type, str, Callable[..., Any]]] = field(default_factory=list)
+    # Open contexts made outside any pool, and the most open at once since the last
+    # reset_outside_peak(): the per-test cap applies to them too.
+    outside_open: int = 0
+    outside_peak: int = 0
+    outside_peak_site: Site = field(default_factory=lambda: Site(()))
     # The holder for objects recorded where no holder is set, such as popups,
     # whose event handlers run in Playwright's dispatcher: the running test.
     fallback_holder: Holder | None = None
@@ -161,6 +171,13 @@ class Watch:
         watched = Watched(next(self._ids), kind, obj, site, holder, parent)
         watched.thread = threading.get_ident()
         watched.how = how
+        if kind == CONTEXT:
+            watched.pooled = is_pool_creation()
+            if not watched.pooled:
+                self.outside_open += 1
+                if self.outside_open > self.outside_peak:
+                    self.outside_peak = self.outside_open
+                    self.outside_peak_site = site
         self.open[watched.watch_id] = watched
         self._by_object[id(obj)] = watched
         self._listen(watched)
@@ -180,9 +197,16 @@ class Watch:
         # a popup keeps the site of its context.
         self.record(PAGE, page, context.site, context.obj, how="opened by the page")
 
+    def reset_outside_peak(self) -> None:
+        """Start a new peak measurement of contexts outside any pool."""
+        self.outside_peak = self.outside_open
+        self.outside_peak_site = Site(())
+
     def _closed(self, watched: Watched) -> None:
         watched.closed = True
-        self.open.pop(watched.watch_id, None)
+        was_open = self.open.pop(watched.watch_id, None) is not None
+        if was_open and watched.kind == CONTEXT and not watched.pooled:
+            self.outside_open -= 1
         if self._by_object.get(id(watched.obj)) is watched:
             del self._by_object[id(watched.obj)]
 

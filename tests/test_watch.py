@@ -610,3 +610,35 @@ def test_async_leak_reported_once_with_user_frames(pytester: pytest.Pytester) ->
     assert "pytest_asyncio" not in output
     assert "left open when a test started" not in output
     result.stdout.fnmatch_lines(["*reclaimed: closed"])
+
+
+def test_cap_counts_contexts_outside_pool(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_outside_cap="""
+        import pytest
+
+        @pytest.mark.ctxleak(max_contexts=1)
+        def test_two_direct(ctxleak_browser):
+            first = ctxleak_browser.new_context()
+            second = ctxleak_browser.new_context()
+            first.close()
+            second.close()
+
+        @pytest.mark.ctxleak(max_contexts=1)
+        def test_one_direct_and_pool(ctxleak_browser, context_pool):
+            context = ctxleak_browser.new_context()
+            context.close()
+            with context_pool.acquire():
+                pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_two_direct*",
+            "ctxleak: the test held 2 contexts at once, above the cap of 1; the context "
+            "creation that reached the peak was at test_outside_cap.py:6 in test_two_direct",
+            "*counted in: contexts made outside any pool",
+        ]
+    )

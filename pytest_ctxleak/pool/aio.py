@@ -37,6 +37,7 @@ from pytest_ctxleak.pool.base import (
     DEFAULT_ACQUIRE_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_CONTEXTS,
+    creating_for_pool,
     current_holder,
     describe_error,
     logger,
@@ -246,7 +247,11 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         __tracebackhide__ = True
         entry = ticket.entry
         assert entry is not None
-        creation = asyncio.ensure_future(self.browser.new_context(**signature.options))
+        with creating_for_pool():
+            # The task copies the marker, so the watch knows the context is ours.
+            creation = asyncio.ensure_future(
+                self.browser.new_context(**signature.options)
+            )
         try:
             # The creation runs as its own task, so a cancelled or timed-out
             # acquire never leaves a half-made context: _finish_abandoned closes it.

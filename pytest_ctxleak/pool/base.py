@@ -27,6 +27,26 @@ DEFAULT_CLOSE_TIMEOUT = 10.0
 _holder: ContextVar[Holder] = ContextVar("ctxleak_holder", default=NO_HOLDER)
 
 
+# True while a pool creates a context, so the watch can tell the pool's contexts from
+# those the code under test makes itself. Tasks copy it when they are created.
+_pool_creation: ContextVar[bool] = ContextVar("ctxleak_pool_creation", default=False)
+
+
+def is_pool_creation() -> bool:
+    """Tell whether the context being created now is a pool's."""
+    return _pool_creation.get()
+
+
+@contextlib.contextmanager
+def creating_for_pool() -> Iterator[None]:
+    """Mark contexts created inside the block as a pool's own."""
+    token = _pool_creation.set(True)
+    try:
+        yield
+    finally:
+        _pool_creation.reset(token)
+
+
 def current_holder() -> Holder:
     """Return the test or fixture that a lease taken now would belong to."""
     return _holder.get()

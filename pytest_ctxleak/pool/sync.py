@@ -22,6 +22,7 @@ from pytest_ctxleak.pool.base import (
     DEFAULT_ACQUIRE_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_CONTEXTS,
+    creating_for_pool,
     current_holder,
     logger,
     register_pool,
@@ -163,7 +164,8 @@ class ContextPool(PoolCore[BrowserContext]):
         entry = ticket.entry
         assert entry is not None
         try:
-            context = self.browser.new_context(**signature.options)
+            with creating_for_pool():
+                context = self.browser.new_context(**signature.options)
         except BaseException as error:
             # The ledger drops the slot, so a failed creation leaves the pool as
             # it was. The error goes to the caller unchanged.
