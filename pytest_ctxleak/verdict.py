@@ -44,7 +44,7 @@ logger = logging.getLogger("pytest_ctxleak")
 
 @dataclass
 class Window:
-    """What the check knows about the test that is running."""
+    """The check's record of the test that is running."""
 
     nodeid: str
     settings: TestSettings
