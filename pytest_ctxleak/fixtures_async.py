@@ -2,17 +2,21 @@
 
 The browser and the pool live in pytest-asyncio's session event loop, because
 Playwright's async objects belong to the loop they were made in. Async tests that use
-these fixtures must run in that loop: ``@pytest.mark.asyncio(loop_scope="session")``,
-or ``asyncio_default_test_loop_scope = session`` in the ini file.
+these fixtures must run in that loop: ``@pytest.mark.asyncio(loop_scope="session")``.
+
+NOTE: anyio's pytest plugin is not supported yet. It runs every test in one
+long-lived runner task whose context variables were copied when the first async
+fixture started, so leases taken in a test would be attributed to that fixture and
+never judged. The bodies below are shared so that a second runner can wrap them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import types
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from pytest_ctxleak.fixtures import context_options_for
@@ -21,10 +25,9 @@ from pytest_ctxleak.pool import AsyncContextPool, AsyncLease
 from pytest_ctxleak.settings import run_settings
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def ctxleak_async_browser(pytestconfig: pytest.Config) -> AsyncIterator[Browser]:
-    """A headless Chromium for the whole session, on the session event loop."""
-    settings = run_settings(pytestconfig)
+async def browser_session(config: pytest.Config) -> AsyncIterator[Browser]:
+    """Launch a headless Chromium for the whole session."""
+    settings = run_settings(config)
     async with async_playwright() as playwright:
         options = launch_options(
             playwright.chromium.executable_path,
@@ -37,14 +40,13 @@ async def ctxleak_async_browser(pytestconfig: pytest.Config) -> AsyncIterator[Br
         await browser.close()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def async_context_pool(
-    pytestconfig: pytest.Config, ctxleak_async_browser: Browser
+async def pool_session(
+    config: pytest.Config, browser: Browser
 ) -> AsyncIterator[AsyncContextPool]:
-    """An AsyncContextPool on ``ctxleak_async_browser``."""
-    settings = run_settings(pytestconfig)
+    """Create an AsyncContextPool on ``browser`` with the run's settings."""
+    settings = run_settings(config)
     pool = AsyncContextPool(
-        ctxleak_async_browser,
+        browser,
         max_contexts=settings.max_contexts,
         acquire_timeout=settings.acquire_timeout,
         close_timeout=settings.close_timeout,
@@ -53,25 +55,72 @@ async def async_context_pool(
     await pool.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def async_pooled_lease(
-    request: pytest.FixtureRequest,
-    async_context_pool: AsyncContextPool,
-    ctxleak_context_options: dict[str, Any],
+async def lease_for_test(
+    request: pytest.FixtureRequest, pool: AsyncContextPool, options: object
 ) -> AsyncIterator[AsyncLease]:
-    """A lease on a pooled context, released after the test."""
-    options = context_options_for(request, ctxleak_context_options)
-    async with async_context_pool.acquire(**options) as lease:
+    """Hold a lease with the test's context options until the test ends."""
+    merged = context_options_for(request, options)
+    async with pool.acquire(**merged) as lease:
         yield lease
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def async_pooled_context(async_pooled_lease: AsyncLease) -> BrowserContext:
-    """A pooled browser context, returned clean to the pool after the test."""
-    return async_pooled_lease.context
+def _fixtures(session: Callable[[Any], Any], function: Callable[[Any], Any]) -> Any:
+    """Build the fixtures with the runner's decorators, as a module to register."""
+    plugin = types.ModuleType("pytest_ctxleak.async_fixtures")
+
+    async def ctxleak_async_browser(
+        pytestconfig: pytest.Config,
+    ) -> AsyncIterator[Browser]:
+        """A headless Chromium for the whole session, on the session loop."""
+        async for browser in browser_session(pytestconfig):
+            yield browser
+
+    async def async_context_pool(
+        pytestconfig: pytest.Config, ctxleak_async_browser: Browser
+    ) -> AsyncIterator[AsyncContextPool]:
+        """An AsyncContextPool on ``ctxleak_async_browser``."""
+        async for pool in pool_session(pytestconfig, ctxleak_async_browser):
+            yield pool
+
+    async def async_pooled_lease(
+        request: pytest.FixtureRequest,
+        async_context_pool: AsyncContextPool,
+        ctxleak_context_options: dict[str, Any],
+    ) -> AsyncIterator[AsyncLease]:
+        """A lease on a pooled context, released after the test."""
+        pool, options = async_context_pool, ctxleak_context_options
+        async for lease in lease_for_test(request, pool, options):
+            yield lease
+
+    async def async_pooled_context(async_pooled_lease: AsyncLease) -> BrowserContext:
+        """A pooled browser context, returned clean to the pool after the test."""
+        return async_pooled_lease.context
+
+    async def async_pooled_page(async_pooled_lease: AsyncLease) -> Page:
+        """A new page in a pooled context, closed after the test."""
+        return await async_pooled_lease.new_page()
+
+    session_fixtures: list[Callable[..., Any]] = [
+        ctxleak_async_browser,
+        async_context_pool,
+    ]
+    function_fixtures: list[Callable[..., Any]] = [
+        async_pooled_lease,
+        async_pooled_context,
+        async_pooled_page,
+    ]
+    for fixture in session_fixtures:
+        setattr(plugin, fixture.__name__, session(fixture))
+    for fixture in function_fixtures:
+        setattr(plugin, fixture.__name__, function(fixture))
+    return plugin
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def async_pooled_page(async_pooled_lease: AsyncLease) -> Page:
-    """A new page in a pooled context, closed after the test."""
-    return await async_pooled_lease.new_page()
+def asyncio_fixtures() -> Any:
+    """Return the fixtures for pytest-asyncio, in its session event loop."""
+    import pytest_asyncio
+
+    return _fixtures(
+        pytest_asyncio.fixture(scope="session", loop_scope="session"),
+        pytest_asyncio.fixture(loop_scope="session"),
+    )

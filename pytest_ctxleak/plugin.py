@@ -89,11 +89,12 @@ def pytest_configure(config: pytest.Config) -> None:
     state.watch.install()
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
-    if config.pluginmanager.has_plugin("asyncio"):
+    manager = config.pluginmanager
+    name = "ctxleak-async-fixtures"
+    if manager.has_plugin("asyncio") and manager.get_plugin(name) is None:
         from pytest_ctxleak import fixtures_async
 
-        if not config.pluginmanager.is_registered(fixtures_async):
-            config.pluginmanager.register(fixtures_async, "ctxleak-async-fixtures")
+        manager.register(fixtures_async.asyncio_fixtures(), name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
