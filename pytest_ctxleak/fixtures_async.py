@@ -1,13 +1,13 @@
-"""Async twins of the fixtures, for async tests run by pytest-asyncio.
+"""Async twins of the fixtures, for async tests run by pytest-asyncio or anyio.
 
-The browser and the pool live in pytest-asyncio's session event loop, because
-Playwright's async objects belong to the loop they were made in. Async tests that use
-these fixtures must run in that loop: ``@pytest.mark.asyncio(loop_scope="session")``.
+The browser and the pool live in one event loop for the whole session, because
+Playwright's async objects belong to the loop they were made in. The bodies here are
+shared; ``asyncio_fixtures`` and ``anyio_fixtures`` wrap them for each runner:
 
-NOTE: anyio's pytest plugin is not supported yet. It runs every test in one
-long-lived runner task whose context variables were copied when the first async
-fixture started, so leases taken in a test would be attributed to that fixture and
-never judged. The bodies below are shared so that a second runner can wrap them.
+- pytest-asyncio: tests run in the session loop,
+  ``@pytest.mark.asyncio(loop_scope="session")``.
+- anyio: tests are marked ``@pytest.mark.anyio``, and ``anyio_backend`` must be a
+  session-scoped fixture returning ``"asyncio"``, since Playwright runs on asyncio.
 """
 
 from __future__ import annotations
@@ -69,9 +69,11 @@ def _fixtures(session: Callable[[Any], Any], function: Callable[[Any], Any]) -> 
     plugin = types.ModuleType("pytest_ctxleak.async_fixtures")
 
     async def ctxleak_async_browser(
-        pytestconfig: pytest.Config,
+        request: pytest.FixtureRequest, pytestconfig: pytest.Config
     ) -> AsyncIterator[Browser]:
         """A headless Chromium for the whole session, on the session loop."""
+        if "anyio_backend" in request.fixturenames:
+            _require_asyncio(request.getfixturevalue("anyio_backend"))
         async for browser in browser_session(pytestconfig):
             yield browser
 
@@ -124,3 +126,21 @@ def asyncio_fixtures() -> Any:
         pytest_asyncio.fixture(scope="session", loop_scope="session"),
         pytest_asyncio.fixture(loop_scope="session"),
     )
+
+
+def anyio_fixtures() -> Any:
+    """Return the fixtures for anyio's pytest plugin."""
+    return _fixtures(pytest.fixture(scope="session"), pytest.fixture)
+
+
+def _require_asyncio(backend: object) -> None:
+    # NOTE: untested here, since trio is not installed; anyio itself may fail first
+    # when the trio backend is missing.
+    name = backend[0] if isinstance(backend, tuple) else backend
+    if name != "asyncio":
+        pytest.fail(
+            f"ctxleak: the async fixtures need anyio's asyncio backend, got {name!r}; "
+            "Playwright runs on asyncio. Define a session-scoped anyio_backend "
+            "fixture that returns 'asyncio'.",
+            pytrace=False,
+        )

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from pytest_ctxleak import fixtures
+from pytest_ctxleak.holders_async import with_holder
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import holding, open_pools
 from pytest_ctxleak.pool.base import (
@@ -89,12 +90,17 @@ def pytest_configure(config: pytest.Config) -> None:
     state.watch.install()
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
+    # The async fixtures go to pytest-asyncio when it is active, else to anyio:
+    # one runner must own the session loop that the browser and pool live in.
     manager = config.pluginmanager
     name = "ctxleak-async-fixtures"
-    if manager.has_plugin("asyncio") and manager.get_plugin(name) is None:
+    if manager.get_plugin(name) is None:
         from pytest_ctxleak import fixtures_async
 
-        manager.register(fixtures_async.asyncio_fixtures(), name)
+        if manager.has_plugin("asyncio"):
+            manager.register(fixtures_async.asyncio_fixtures(), name)
+        elif manager.has_plugin("anyio"):
+            manager.register(fixtures_async.anyio_fixtures(), name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -195,7 +201,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     )
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
@@ -204,8 +210,17 @@ def pytest_fixture_setup(
         holder = Holder("fixture", fixturedef.argname, "function", request.node.nodeid)
     else:
         holder = Holder("fixture", fixturedef.argname, fixturedef.scope, id(fixturedef))
-    with holding(holder):
-        result = yield
+    original = fixturedef.func
+    if "anyio_backend" in request.fixturenames:
+        # anyio runs async fixtures in its runner task; see holders_async. pytest
+        # types func as final, but swapping it for the setup is how anyio's own
+        # plugin runs async fixtures too.
+        setattr(fixturedef, "func", with_holder(original, holder))  # noqa: B010
+    try:
+        with holding(holder):
+            result = yield
+    finally:
+        setattr(fixturedef, "func", original)  # noqa: B010
     # Finalizers run last-in first-out, so this one runs before the fixture's own
     # teardown: leases taken there belong to the fixture too. The holder is reset
     # in pytest_fixture_post_finalizer, which runs after the teardown.
@@ -217,6 +232,17 @@ def pytest_fixture_setup(
             )
         )
     return result
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run an async test function under the test's holder, in whatever task runs it."""
+    original = pyfuncitem.obj
+    pyfuncitem.obj = with_holder(original, Holder("test", pyfuncitem.nodeid))
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = original
 
 
 def pytest_fixture_post_finalizer(

@@ -908,3 +908,98 @@ def test_non_browser_executable_explained(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ctxleak: launching /bin/true failed: *"])
     assert "pytest_ctxleak/" not in result.stdout.str()
+
+
+ANYIO_CONFTEST = """
+import pytest
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+"""
+
+
+def test_anyio_fixtures_serve_anyio_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(ANYIO_CONFTEST)
+    pytester.makepyfile(
+        test_anyio_ok="""
+        import pytest
+
+        pytestmark = pytest.mark.anyio
+
+        @pytest.mark.ctxleak(context_options={"locale": "de-DE"})
+        async def test_page(async_pooled_page):
+            assert await async_pooled_page.evaluate("navigator.language") == "de-DE"
+
+        async def test_pool_reused(async_context_pool):
+            async with async_context_pool.acquire(locale="de-DE") as lease:
+                assert lease.context
+            assert async_context_pool.open_contexts == 1
+        """
+    )
+    result = run(pytester, "-p", "no:asyncio")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def test_anyio_leak_caught_and_reclaimed(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(ANYIO_CONFTEST)
+    pytester.makepyfile(
+        test_anyio_leak="""
+        import pytest
+
+        pytestmark = pytest.mark.anyio
+
+        async def test_leaks(async_context_pool):
+            await async_context_pool.acquire(locale="de-DE")
+
+        async def test_direct_leak(ctxleak_async_browser):
+            await ctxleak_async_browser.new_context()
+
+        async def test_next_starts_clean(async_context_pool):
+            assert async_context_pool.ledger.outstanding() == []
+        """
+    )
+    result = run(pytester, "-p", "no:asyncio")
+    assert result.ret == 1
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: lease #* of context #* (locale=de-DE) was never released; "
+            "acquired at test_anyio_leak.py:6 in test_leaks",
+            "*held by test test_anyio_leak.py::test_leaks",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: a context was left open; created at test_anyio_leak.py:9 in "
+            "test_direct_leak",
+        ]
+    )
+
+
+def test_anyio_module_fixture_lease_judged_at_finalization(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(ANYIO_CONFTEST)
+    pytester.makepyfile(
+        test_anyio_fixture="""
+        import pytest
+
+        pytestmark = pytest.mark.anyio
+
+        @pytest.fixture(scope="module")
+        async def shared(async_context_pool):
+            async with async_context_pool.acquire(locale="de-DE") as lease:
+                yield lease
+
+        async def test_first(shared):
+            assert shared.context
+
+        async def test_second(shared):
+            assert shared.context
+        """
+    )
+    result = run(pytester, "-p", "no:asyncio")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
