@@ -229,18 +229,20 @@ def test_async_direct_context_left_open(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_pytest_playwright_fixtures_not_flagged(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_ctxleak.launch import launch_options
+# pytest-playwright launches its own Chromium; point it at the one the plugin found.
+PYTEST_PLAYWRIGHT_CONFTEST = """
+import pytest
+from pytest_ctxleak.launch import launch_options
 
-        @pytest.fixture(scope="session")
-        def browser_type_launch_args(browser_type_launch_args, playwright):
-            found = launch_options(playwright.chromium.executable_path)
-            return {**browser_type_launch_args, **found}
-        """
-    )
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args, playwright):
+    found = launch_options(playwright.chromium.executable_path)
+    return {**browser_type_launch_args, **found}
+"""
+
+
+def test_pytest_playwright_fixtures_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(PYTEST_PLAYWRIGHT_CONFTEST)
     pytester.makepyfile(
         test_pw="""
         def test_page(page):
@@ -260,17 +262,7 @@ def test_pytest_playwright_fixtures_not_flagged(pytester: pytest.Pytester) -> No
 
 
 def test_pytest_playwright_leak_in_test_flagged(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_ctxleak.launch import launch_options
-
-        @pytest.fixture(scope="session")
-        def browser_type_launch_args(browser_type_launch_args, playwright):
-            found = launch_options(playwright.chromium.executable_path)
-            return {**browser_type_launch_args, **found}
-        """
-    )
+    pytester.makeconftest(PYTEST_PLAYWRIGHT_CONFTEST)
     pytester.makepyfile(
         test_pw_leak="""
         def test_extra_context(browser):
