@@ -13,7 +13,7 @@ An acquire is a ``Ticket`` that moves through these states::
     any waiting state --cancel()/expire()/shutdown()--> CANCELLED or FAILED
 
 A context is an ``Entry`` that moves through CREATING -> OPEN -> RESETTING -> OPEN ...
-and finally CLOSING, after which ``closed()`` forgets it. An entry made by an evicting
+and finally CLOSING, after which ``closed()`` removes it. An entry made by an evicting
 ticket starts as PENDING until its victim is closed, so that requests for the same
 options join it instead of evicting a second context.
 """
@@ -226,7 +226,7 @@ class Ledger:
 
     @property
     def occupied_peak(self) -> int:
-        """The most contexts counted against the cap at once, over the ledger's life."""
+        """The maximum of contexts counted against the cap at once, ever."""
         return self._occupied_peak
 
     @property

@@ -1,6 +1,6 @@
 """The text of a leak: cause first, then where it was acquired, then what was done.
 
-Modelled on goleak and Netty's leak detector: the first line says what leaked and
+Modelled on goleak and Netty's leak detector: the first line names what leaked and
 where, so it alone is a useful JUnit message and CI annotation; the stack in the
 caller's code and the reclaim follow. Leases leaked from one line are one finding, so
 a loop that leaks a thousand leases prints one entry, not a thousand.

@@ -1,11 +1,11 @@
 """Watch every browser, context and page that Playwright creates in this process.
 
 Most leaks in real scrapers come from code that never touches a pool: a helper that
-calls ``browser.new_context()`` and returns early, a popup nobody closes, a browser a
-library launched. While the watch is installed, the creating methods of Playwright's
-sync and async classes are wrapped to record each new object with its creation site
-and holder, and Playwright's own events (``close``, ``disconnected``, ``page``) mark
-objects closed and add pages that open by themselves, such as popups.
+calls ``browser.new_context()`` and returns early, a popup that is never closed, a
+browser a library launched. While the watch is installed, the creating methods of
+Playwright's sync and async classes are wrapped to record each new object with its
+creation site and holder. Playwright's own events (``close``, ``disconnected``,
+``page``) mark objects closed and add pages that open by themselves, such as popups.
 
 The watch only records; the plugin decides what is a leak.
 """
@@ -58,7 +58,7 @@ _CREATORS = (
 
 @dataclass(eq=False)
 class Watched:
-    """One browser, context or page, with where and by whom it was created."""
+    """One browser, context or page, with its creation site and holder."""
 
     watch_id: int
     kind: str

@@ -44,7 +44,12 @@ from pytest_ctxleak.pool.base import (
     register_pool,
     unregister_pool,
 )
-from pytest_ctxleak.pool.slot import ContextSlot, LeaseBase, PoolCore
+from pytest_ctxleak.pool.slot import (
+    ContextSlot,
+    LeaseBase,
+    PoolCore,
+    require_browser,
+)
 from pytest_ctxleak.signature import Signature, make_signature
 from pytest_ctxleak.sites import Site, capture_site
 
@@ -150,16 +155,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        if not isinstance(browser, Browser):
-            hint = (
-                "; for playwright.sync_api objects use ContextPool"
-                if type(browser).__module__.startswith("playwright.sync_api")
-                else ""
-            )
-            raise TypeError(
-                "AsyncContextPool needs a playwright.async_api.Browser, got "
-                f"{type(browser).__qualname__}{hint}"
-            )
+        require_browser(browser, Browser, "AsyncContextPool", "ContextPool")
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -248,7 +244,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         entry = ticket.entry
         assert entry is not None
         with creating_for_pool():
-            # The task copies the marker, so the watch knows the context is ours.
+            # The task copies the marker, so the watch counts the context as ours.
             creation = asyncio.ensure_future(
                 self.browser.new_context(**signature.options)
             )

@@ -1,7 +1,7 @@
 """What the sync and async pools share: holders, the registry of open pools, settings.
 
 The pools themselves only carry out the ledger's decisions on real contexts. This
-module holds the parts that are neither Playwright calls nor ledger rules.
+module contains the parts that are neither Playwright calls nor ledger rules.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def holding(holder: Holder) -> Iterator[None]:
 
 
 class PoolLike(Protocol):
-    """What the leak check reads from any pool, sync or async."""
+    """The interface the leak check reads from any pool, sync or async."""
 
     ledger: Ledger
 

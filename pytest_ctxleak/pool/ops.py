@@ -45,7 +45,7 @@ Call = tuple[str, dict[str, Any]]
 
 
 class ResetPlan(NamedTuple):
-    """What a reset must do to make a context as good as new."""
+    """The steps that make a context as good as new."""
 
     origins: tuple[str, ...]  # origins whose storage must be cleared
     restore: tuple[Call, ...]  # context calls that run together

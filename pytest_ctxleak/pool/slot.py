@@ -1,6 +1,6 @@
-"""What both pools keep beside the ledger: context slots, leases, close problems.
+"""The state both pools keep beside the ledger: context slots, leases, close problems.
 
-Nothing here calls Playwright; it only observes contexts and pages through their
+Nothing here calls Playwright. It only observes contexts and pages through their
 events and the methods a holder calls, so the sync and async pools share it.
 """
 
@@ -45,7 +45,7 @@ class ContextSlot(Generic[ContextT]):
         # the only places where localStorage, IndexedDB and the like can be.
         self.origins: set[str] = set()
         # Page -> id of the lease that opened it, or None when several leases
-        # shared the context at the time and the opener cannot be told apart.
+        # shared the context at the time, so the opener is unknown.
         self.page_owners: dict[Any, int | None] = {}
         # What holders changed since the last reset: values of ops.RESTORABLE, or
         # names of ops.UNRESTORABLE methods.
@@ -106,7 +106,8 @@ class ContextSlot(Generic[ContextT]):
 
 
 class LeaseBase(Generic[ContextT]):
-    """What sync and async leases share: identity, holder, site and the context."""
+    """The parts of a lease that the sync and async APIs share: identity, holder,
+    site and the context."""
 
     __slots__ = ("_record", "_slot")
 
@@ -157,11 +158,31 @@ class LeaseBase(Generic[ContextT]):
         return f"<{type(self).__name__} {self._record.describe()}, {state}>"
 
 
+def require_browser(browser: object, expected: type, pool: str, twin: str) -> None:
+    """Raise TypeError unless ``browser`` is a Browser of the pool's Playwright API.
+
+    A browser of the other API gets a hint naming ``twin``, the pool for that API.
+    """
+    if isinstance(browser, expected):
+        return
+    is_sync = expected.__module__.startswith("playwright.sync_api")
+    api, other_api = ("sync_api", "async_api") if is_sync else ("async_api", "sync_api")
+    hint = (
+        f"; for playwright.{other_api} objects use {twin}"
+        if type(browser).__module__.startswith(f"playwright.{other_api}")
+        else ""
+    )
+    raise TypeError(
+        f"{pool} needs a playwright.{api}.Browser, got "
+        f"{type(browser).__qualname__}{hint}"
+    )
+
+
 class PoolCore(Generic[ContextT]):
-    """What both pools keep beside the ledger: settings, slots and close problems.
+    """The state both pools keep beside the ledger: settings, slots, close problems.
 
     Subclasses check the browser's type and their thread or loop, carry out the
-    ledger's decisions with their API, and call ``_register`` when ready.
+    ledger's decisions with their API, and register themselves with register_pool.
     """
 
     def __init__(

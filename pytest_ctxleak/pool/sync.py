@@ -29,7 +29,12 @@ from pytest_ctxleak.pool.base import (
     reject_other_thread,
     unregister_pool,
 )
-from pytest_ctxleak.pool.slot import ContextSlot, LeaseBase, PoolCore
+from pytest_ctxleak.pool.slot import (
+    ContextSlot,
+    LeaseBase,
+    PoolCore,
+    require_browser,
+)
 from pytest_ctxleak.signature import Signature, make_signature
 from pytest_ctxleak.sites import Site, capture_site
 
@@ -110,17 +115,8 @@ class ContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        if not isinstance(browser, Browser):
-            hint = (
-                "; for playwright.async_api objects use AsyncContextPool"
-                if type(browser).__module__.startswith("playwright.async_api")
-                else ""
-            )
-            raise TypeError(
-                "ContextPool needs a playwright.sync_api.Browser, got "
-                f"{type(browser).__qualname__}{hint}"
-            )
-        # acquire_timeout is kept for the same signature as AsyncContextPool: a
+        require_browser(browser, Browser, "ContextPool", "AsyncContextPool")
+        # acquire_timeout is accepted so both pools take the same arguments, but a
         # sync acquire never waits for a slot (see the class docstring).
         super().__init__(browser, max_contexts, acquire_timeout, close_timeout)
         self.browser: Browser = browser

@@ -268,3 +268,10 @@ async def test_sync_pool_in_event_loop_names_async_fixture(
 ) -> None:
     with pytest.raises(TypeError, match="use AsyncContextPool"):
         ContextPool(ctxleak_async_browser)  # type: ignore[arg-type]
+
+
+async def test_sync_browser_rejected_by_async_pool() -> None:
+    with pytest.raises(
+        TypeError, match=r"AsyncContextPool needs a playwright\.async_api\.Browser"
+    ):
+        AsyncContextPool(object())  # type: ignore[arg-type]
