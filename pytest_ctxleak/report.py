@@ -122,7 +122,8 @@ def over_cap_leak(
         "raise the cap with @pytest.mark.ctxleak(max_contexts=N) or "
         "--ctxleak-max-contexts, or hold fewer contexts at once",
     )
-    return Leak(headline, site, details)
+    title = "acquired at" if call == "acquire" else "created at"
+    return Leak(headline, site, details, stack_title=title)
 
 
 def format_leaks(leaks: list[Leak], verbosity: int = 0) -> str:

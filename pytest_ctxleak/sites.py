@@ -87,7 +87,18 @@ def _is_machinery(filename: str) -> bool:
     return any(marker in filename for marker in _MACHINERY_MARKERS)
 
 
+# An installed library's file is named from its package down, as in an import.
+_INSTALLED_MARKERS = (
+    os.sep + "site-packages" + os.sep,
+    os.sep + "dist-packages" + os.sep,
+)
+
+
 def _relative(filename: str) -> str:
+    for marker in _INSTALLED_MARKERS:
+        _, found, inside = filename.rpartition(marker)
+        if found:
+            return inside
     try:
         relative = os.path.relpath(filename)
     except ValueError:  # another drive on Windows
