@@ -12,8 +12,11 @@ with its own browser, as in CI.
 It reports two figures per mode. The main one is the median time of one test
 (setup, call and teardown, as pytest's JUnit XML records it) over every test of
 every round: a pause of the shared machine slows a few tests, not the median. The
-second is the median wall time of a whole run, which also holds start-up and
-collection.
+second is the CPU time of a whole run: user and system seconds of pytest and every
+process it started, Chromium's included, as the kernel counts them for waited-for
+children. CPU time does not grow while a process waits for the CPU, so other load
+on a shared machine moves it far less than wall time. The third is the median wall
+time of a whole run, which also contains start-up and collection.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,7 +33,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SUITE = """
 import http.server
@@ -70,8 +74,21 @@ def test_page(ctxleak_browser, site, number):
 """
 
 
-def run_suite(folder: Path, mode: str) -> tuple[float, list[float]]:
-    """Run the suite once; return its wall time and each test's time, in seconds."""
+class Run(NamedTuple):
+    """One pytest run of the suite, in seconds."""
+
+    wall: float
+    cpu: float  # user + system time of pytest and its descendants
+    tests: list[float]  # each test's setup, call and teardown
+
+
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_suite(folder: Path, mode: str) -> Run:
+    """Run the suite once in a new pytest process."""
     junit = folder / f"junit-{mode}.xml"
     command = [
         sys.executable,
@@ -88,16 +105,18 @@ def run_suite(folder: Path, mode: str) -> tuple[float, list[float]]:
         f"--junitxml={junit}",
         str(folder),
     ]
+    cpu_start = cpu_of_children()
     start = time.perf_counter()
     completed = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    cpu = cpu_of_children() - cpu_start
     if completed.returncode != 0:
         raise SystemExit(f"the suite failed under mode {mode}:\n{completed.stdout}")
     tests = [
         float(case.attrib["time"])
         for case in ElementTree.parse(junit).getroot().iter("testcase")
     ]
-    return seconds, tests
+    return Run(seconds, cpu, tests)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,16 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         times: dict[str, list[float]] = {"fail": [], "off": []}
         per_test: dict[str, list[float]] = {"fail": [], "off": []}
+        cpu: dict[str, list[float]] = {"fail": [], "off": []}
         for round_number in range(args.rounds):
             # Alternate the order, so a slow spell hits both modes alike.
             order = ("fail", "off") if round_number % 2 == 0 else ("off", "fail")
             for mode in order:
-                seconds, tests = run_suite(folder, mode)
-                times[mode].append(seconds)
-                per_test[mode].extend(tests)
+                run = run_suite(folder, mode)
+                times[mode].append(run.wall)
+                cpu[mode].append(run.cpu)
+                per_test[mode].extend(run.tests)
                 print(
-                    f"round {round_number + 1} {mode}: {seconds:.2f} s, "
-                    f"median test {statistics.median(tests) * 1000:.1f} ms",
+                    f"round {round_number + 1} {mode}: {run.wall:.2f} s, "
+                    f"CPU {run.cpu:.2f} s, "
+                    f"median test {statistics.median(run.tests) * 1000:.1f} ms",
                     flush=True,
                 )
     on = statistics.median(times["fail"])
@@ -138,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  per-test overhead: {test_overhead:+.1f}% "
         f"({test_on - test_off:+.2f} ms per test)"
     )
+    cpu_on = statistics.median(cpu["fail"])
+    cpu_off = statistics.median(cpu["off"])
+    cpu_overhead = (cpu_on - cpu_off) / cpu_off * 100
+    print(f"  median CPU time of a run, check on:  {cpu_on:.2f} s")
+    print(f"  median CPU time of a run, check off: {cpu_off:.2f} s")
+    print(f"  CPU overhead: {cpu_overhead:+.1f}%")
     print(f"  median run, check on:  {on:.2f} s")
     print(f"  median run, check off: {off:.2f} s")
     print(f"  whole-run overhead: {overhead:+.1f}%")
@@ -153,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "median_test_ms_off": test_off,
         "test_overhead_percent": test_overhead,
         "per_test_seconds": per_test,
+        "cpu_seconds": cpu,
+        "median_cpu_on": cpu_on,
+        "median_cpu_off": cpu_off,
+        "cpu_overhead_percent": cpu_overhead,
         "load_average": os.getloadavg(),
         "machine": {
             "python": platform.python_version(),
