@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def _safe_repr(name: str, value: object) -> str:
         return "{" + ", ".join(names) + "}"
     if kind == _HEADERS:
         return f"<{type(value).__name__}, hidden>"
-    text = repr(value)
+    text = without_userinfo(repr(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -181,12 +182,26 @@ def _normalise_proxy(value: object, secret_parts: list[object]) -> tuple[Any, st
     unknown = set(value) - {"server", "bypass", "username", "password"}
     if unknown:
         raise _invalid("proxy", value, "only server, bypass, username and password")
-    secret_parts.append([value.get("username"), value.get("password")])
-    public = [value["server"], value.get("bypass")]
-    label = value["server"]
+    server = without_userinfo(value["server"])
+    secret_parts.append([value.get("username"), value.get("password"), value["server"]])
+    public = [server, value.get("bypass")]
+    label = server
     if value.get("username") is not None or value.get("password") is not None:
         label += " with credentials"
     return public, label
+
+
+# The user and password part of a URL, as in http://user:password@host:port.
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """Return ``text`` with the credentials of every URL in it hidden.
+
+    A proxy server or a base URL may carry a login in the URL itself, which must
+    never reach a message, a report or a log.
+    """
+    return _USERINFO.sub("(hidden)@", text)
 
 
 def _storage_state_content(value: object) -> object:
@@ -249,8 +264,11 @@ def make_signature(options: Mapping[str, Any]) -> Signature:
         elif kind == _STR:
             if not isinstance(value, str):
                 raise _invalid(name, value, "a string")
-            public[name] = value
-            labels.append(f"{name}={value}")
+            shown = without_userinfo(value)
+            public[name] = shown
+            if shown != value:
+                secret_parts.append([name, value])
+            labels.append(f"{name}={shown}")
         elif kind == _NUMBER:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _invalid(name, value, "a number")
