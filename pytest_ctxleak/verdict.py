@@ -103,6 +103,8 @@ def note_object_on_entry(
     """Record a browser, context or page that an earlier test left open."""
     if wider_fixture(watched.holder) or watched.holder.kind == "code":
         return
+    if watched.page_owned:
+        return  # its page is described instead
     if watched.allowed or allowed(watched, allow):
         return
     key = (-1, watched.watch_id)
@@ -242,7 +244,7 @@ def leaked_objects(
     candidates = [
         watched
         for watched in state.watch.open_objects()
-        if blamed(watched) and not in_pool(watched, owned)
+        if blamed(watched) and not watched.page_owned and not in_pool(watched, owned)
     ]
     if candidates:
         candidates = settle(state.settings, candidates)

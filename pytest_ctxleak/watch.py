@@ -71,6 +71,9 @@ class Watched:
     allowed: bool = False  # an allow rule matched it, so it is never reported
     pooled: bool = False  # a context a pool created; the pool's cap covers it
     how: str = "created"  # "created", or "opened by the page itself" for popups
+    # A context that Browser.new_page made for its page alone. It counts against
+    # the cap, but the page is what the caller holds, so only the page is reported.
+    page_owned: bool = False
 
     def describe(self) -> str:
         """Return the object as a phrase for messages, such as ``page (https://…)``."""
@@ -181,6 +184,13 @@ class Watch:
         self.open[watched.watch_id] = watched
         self._by_object[id(obj)] = watched
         self._listen(watched)
+        if kind == PAGE and parent is not None and parent.kind == BROWSER:
+            # Browser.new_page made a context for this page, out of the wrapper's
+            # sight; closing the page closes it.
+            context = getattr(obj, "context", None)
+            if context is not None:
+                owned = self.record(CONTEXT, context, site, owner)
+                owned.page_owned = True
         return watched
 
     def _listen(self, watched: Watched) -> None:

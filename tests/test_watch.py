@@ -634,3 +634,58 @@ def test_cap_counts_contexts_outside_pool(pytester: pytest.Pytester) -> None:
             "*counted in: contexts made outside any pool",
         ]
     )
+
+
+def test_browser_new_page_counts_against_cap(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_new_page_cap="""
+        import pytest
+
+        @pytest.mark.ctxleak(max_contexts=2)
+        def test_three_pages(ctxleak_browser):
+            pages = [ctxleak_browser.new_page() for _ in range(3)]
+            for page in pages:
+                page.close()
+
+        @pytest.mark.ctxleak(max_contexts=2)
+        def test_two_pages_one_at_a_time(ctxleak_browser):
+            for _ in range(3):
+                ctxleak_browser.new_page().close()
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_three_pages*",
+            "ctxleak: the test held 3 contexts at once, above the cap of 2; the "
+            "context creation that reached the peak was at "
+            "test_new_page_cap.py:5 in <listcomp>",
+        ]
+    )
+
+
+def test_browser_new_page_left_open_reported_as_page(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_new_page_leak="""
+        def test_leaks(ctxleak_browser):
+            ctxleak_browser.new_page()
+
+        def test_next_starts_clean(ctxleak_browser):
+            assert ctxleak_browser.contexts == []
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: a page was left open; opened at test_new_page_leak.py:2 in "
+            "test_leaks",
+            "*reclaimed: closed",
+        ]
+    )
+    assert "a context was left open" not in result.stdout.str()
