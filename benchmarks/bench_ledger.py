@@ -5,7 +5,8 @@
 No browser: this times the pure ``Ledger`` of ``pytest_ctxleak/ledger.py``, which
 every pooled acquire and release goes through. For each size N it fills a ledger
 with N contexts, each held by one lease, and N idle contexts, then times three
-cycles, each a batch of operations repeated over rounds:
+cycles. Each round times a batch of each cycle at every size, the sizes taking
+turns, and the order flips from round to round:
 
 - share: acquire a context that is already held (a second lease) and release it;
 - reuse: acquire an idle context, release it, and record its reset as done;
@@ -127,26 +128,34 @@ def parse_sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=[10, 100, 1000, 10000])
-    parser.add_argument("--ops", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--ops", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     load_before = load_average()
     results: dict[str, dict[str, Any]] = {name: {} for name in CYCLES}
-    for size in args.sizes:
-        for name, make_cycle in CYCLES.items():
-            ledger, held = filled_ledger(size)
-            cycle = make_cycle(ledger, size)
+    for name, make_cycle in CYCLES.items():
+        ledgers = {size: filled_ledger(size) for size in args.sizes}
+        cycles = {size: make_cycle(ledgers[size][0], size) for size in args.sizes}
+        for cycle in cycles.values():
             time_cycle(cycle, args.ops // 10, 1)  # warm-up
-            per_round = time_cycle(cycle, args.ops, args.rounds)
+        per_round: dict[int, list[float]] = {size: [] for size in args.sizes}
+        for round_number in range(args.rounds):
+            # The sizes take turns within each round, in an order that flips from
+            # round to round, so a slow spell of the machine hits every size.
+            order = args.sizes if round_number % 2 == 0 else args.sizes[::-1]
+            for size in order:
+                per_round[size] += time_cycle(cycles[size], args.ops, 1)
+        for size in args.sizes:
+            ledger, held = ledgers[size]
             ledger.check_invariants()
             if len(ledger.outstanding()) != len(held):
                 raise SystemExit(f"{name} at size {size} left leases outstanding")
-            median_us = statistics.median(per_round) * 1e6
+            median_us = statistics.median(per_round[size]) * 1e6
             results[name][str(size)] = {
                 "median_us": median_us,
-                "min_us": min(per_round) * 1e6,
-                "max_us": max(per_round) * 1e6,
+                "min_us": min(per_round[size]) * 1e6,
+                "max_us": max(per_round[size]) * 1e6,
             }
             print(
                 f"{name:>5} with {size:>6} held + {size:>6} idle: "

@@ -82,8 +82,10 @@ def _load(report: dict[str, Any]) -> str:
 
 def _header(report: dict[str, Any]) -> list[str]:
     machine = report.get("machine", {})
+    started = str(report.get("started_at", "?")).replace("T", " ")
+    started = started.removesuffix("+00:00")
     return [
-        f"Run started {report.get('started_at', '?')} UTC, "
+        f"Run started {started} UTC, "
         f"{report.get('wall_seconds', '?')} s of wall time, exit status "
         f"{report.get('exit_status', '?')}. Machine: {machine.get('cpu_model', '?')}, "
         f"{machine.get('usable_cpus', '?')} usable CPUs, "
