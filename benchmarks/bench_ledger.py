@@ -38,7 +38,7 @@ FLAT_RATIO = 2.0
 
 
 def grant(ledger: Ledger, signature: str) -> Ticket:
-    """Acquire a context of ``signature``, creating it if the ledger asks to."""
+    """Acquire a context of ``signature``, creating it when the ledger requests that."""
     ticket = ledger.request(signature, signature)
     if ticket.state is TicketState.CREATING:
         ledger.created(ticket)
@@ -52,7 +52,7 @@ def grant(ledger: Ledger, signature: str) -> Ticket:
 
 
 def release(ledger: Ledger, ticket: Ticket) -> None:
-    """Release a ticket's lease and carry out what the ledger asks for."""
+    """Release a ticket's lease and carry out the step the ledger returns."""
     assert ticket.lease is not None
     outcome = ledger.release(ticket.lease)
     if outcome.action is ReleaseAction.RESET:
@@ -87,7 +87,7 @@ def reuse_cycle(ledger: Ledger, size: int) -> Callable[[int], None]:
 
 
 def evict_cycle(ledger: Ledger, size: int) -> Callable[[int], None]:
-    # Every cycle asks for a signature the ledger has not seen, so the pool, full
+    # Every cycle requests a signature the ledger has not seen, so the pool, full
     # of held and idle contexts, must evict its least recently used idle one.
     counter = iter(range(10**9))
 

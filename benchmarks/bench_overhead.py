@@ -7,10 +7,11 @@ folder and runs it as a fresh pytest process, alternating ``-p ctxleak`` (plugin
 with ``-p no:ctxleak`` (plugin off). The order flips from round to round, so a slow
 spell of the shared machine falls on both sides alike.
 
-Two figures per side: the median time of one test's whole run protocol (setup,
-call, teardown and the hooks around them, timed by a small plugin, because JUnit
-XML keeps only whole milliseconds), over every test of every round; and the median
-wall time of a whole run, which adds start-up and collection. The target is a
+It reports two figures per side. The first is the median time of one test's whole
+run protocol (setup, call, teardown and the hooks around them) over every test of
+every round. A small plugin times it, because JUnit XML keeps only whole
+milliseconds. The second is the median wall time of a whole run, which adds
+start-up and collection. The target is a
 per-test overhead of at most 3%.
 """
 
