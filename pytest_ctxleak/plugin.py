@@ -145,8 +145,11 @@ def pytest_runtest_protocol(
             if settings.mode != "off":
                 note_lease_on_entry(state, item, pool, record)
     watch_baseline = set()
-    owned = pool_contexts(state)
-    for watched in state.watch.open_objects():
+    open_objects = state.watch.open_objects()
+    # Finding the pools' contexts walks every pool. Most tests start with nothing
+    # open, so the walk is skipped then, which keeps the per-test overhead down.
+    owned = pool_contexts(state) if open_objects else set()
+    for watched in open_objects:
         watch_baseline.add(watched.watch_id)
         if settings.mode != "off" and not in_pool(watched, owned):
             note_object_on_entry(state, item, watched, settings.allow)
@@ -216,10 +219,13 @@ def pytest_fixture_setup(
         # types func as final, but swapping it for the setup is how anyio's own
         # plugin runs async fixtures too.
         setattr(fixturedef, "func", with_holder(original, holder))  # noqa: B010
+    # A token, not holding(): this runs for every fixture of every test, and a
+    # generator-based context manager costs more.
+    token = set_holder(holder)
     try:
-        with holding(holder):
-            result = yield
+        result = yield
     finally:
+        reset_holder(token)
         setattr(fixturedef, "func", original)  # noqa: B010
     # Finalizers run last-in first-out, so this one runs before the fixture's own
     # teardown: leases taken there belong to the fixture too. The holder is reset

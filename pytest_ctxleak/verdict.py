@@ -240,10 +240,13 @@ def leaked_objects(
     through leases. An object inside another leaked object is closed with it and not
     reported on its own.
     """
+    open_objects = state.watch.open_objects()
+    if not open_objects:
+        return []  # the usual case, which needs no walk over the pools' contexts
     owned = pool_contexts(state)
     candidates = [
         watched
-        for watched in state.watch.open_objects()
+        for watched in open_objects
         if blamed(watched) and not watched.page_owned and not in_pool(watched, owned)
     ]
     if candidates:

@@ -129,10 +129,12 @@ class LeaseBase(Generic[ContextT]):
 
     @property
     def lease_id(self) -> int:
+        """The lease's number in its pool, as leak reports and errors print it."""
         return self._record.lease_id
 
     @property
     def released(self) -> bool:
+        """Whether the lease was released, by its holder or for it."""
         return self._record.released
 
     @property
@@ -202,6 +204,7 @@ class PoolCore(Generic[ContextT]):
 
     @property
     def max_contexts(self) -> int:
+        """The cap: the most contexts the pool keeps open at once."""
         return self.ledger.max_contexts
 
     @property
@@ -211,6 +214,7 @@ class PoolCore(Generic[ContextT]):
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called; a closed pool rejects every acquire."""
         return self.ledger.is_closed
 
     def contexts(self) -> list[ContextT]:
