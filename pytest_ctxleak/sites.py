@@ -83,7 +83,13 @@ class Site(NamedTuple):
 UNKNOWN_SITE = Site(())
 
 
+# The console scripts that pip writes to start pytest, as in .venv/bin/pytest.
+_CONSOLE_SCRIPTS = ("pytest", "py.test")
+
+
 def _is_machinery(filename: str) -> bool:
+    if os.path.basename(filename) in _CONSOLE_SCRIPTS:
+        return True
     return any(marker in filename for marker in _MACHINERY_MARKERS)
 
 

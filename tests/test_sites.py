@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+import pytest
 
 from pytest_ctxleak.sites import Frame
 
@@ -31,3 +35,17 @@ def test_file_in_working_directory_is_relative() -> None:
 def test_file_outside_working_directory_keeps_absolute_path() -> None:
     path = os.path.join(os.path.dirname(os.getcwd()), "elsewhere", "shop.py")
     assert Frame(path, 1, "f").location() == path + ":1"
+
+
+def test_console_script_frame_skipped(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_script="""
+        def test_leaks(ctxleak_browser):
+            ctxleak_browser.new_context()
+        """
+    )
+    script = Path(sys.executable).parent / "pytest"
+    result = pytester.run(str(script), "-p", "ctxleak", "-v")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*test_script.py:2 in test_leaks*"])
+    assert "<module>" not in result.stdout.str()
