@@ -37,7 +37,7 @@ class Leak(NamedTuple):
     details: tuple[str, ...]  # holder, reclaim, and other facts, one per line
     stack_title: str = "acquired at"
     kind: str = LEASE  # one of KINDS
-    group_size: int = 1  # leases or objects in this finding; 1 for over_cap
+    group_size: int = 1  # leases or objects in this finding, 1 for over_cap
     holder: str = ""  # who took or opened it, as Holder.describe() puts it
     reclaimed: tuple[str, ...] = ()  # what the reclaim did, one entry per outcome
 

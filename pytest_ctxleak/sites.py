@@ -16,9 +16,9 @@ from typing import NamedTuple
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Frames from these places are machinery between the caller and the pool: the plugin
-# itself, pytest, pluggy, pytest-asyncio, pytest-xdist and its execnet channel, the
-# stdlib's contextlib, asyncio and runpy, and Playwright's greenlet dispatch.
-# Skipping them leaves the user's frames.
+# itself, pytest, pluggy, pytest-asyncio, pytest-xdist and its execnet channel (whose
+# worker bootstrap runs as "<string>"), the stdlib's contextlib, asyncio and runpy,
+# and Playwright's greenlet dispatch. Skipping them leaves the user's frames.
 _MACHINERY_MARKERS = (
     _PACKAGE_DIR + os.sep,
     os.sep + "_pytest" + os.sep,
@@ -27,6 +27,7 @@ _MACHINERY_MARKERS = (
     os.sep + "pytest_asyncio" + os.sep,
     os.sep + "xdist" + os.sep,
     os.sep + "execnet" + os.sep,
+    "<string>",
     os.sep + "runpy.py",
     os.sep + "playwright" + os.sep,
     os.sep + "contextlib.py",

@@ -112,8 +112,8 @@ class Watch:
     # The holder for objects recorded where no holder is set, such as popups,
     # whose event handlers run in Playwright's dispatcher: the running test.
     fallback_holder: Holder | None = None
-    # Open objects by kind, pools' contexts included, and the most open at once
-    # since the last reset_peaks(); the reports plot them test by test. They equal
+    # Open objects by kind, pools' contexts included, and the max open at once
+    # since the last reset_peaks(). The reports plot them test by test. They match
     # the kinds in ``open`` once every close has been noticed.
     open_counts: dict[str, int] = field(default_factory=dict)
     peaks: dict[str, int] = field(default_factory=dict)

@@ -45,9 +45,10 @@ def summary_section(output: str) -> str:
     return match.group(0)
 
 
-# An inner conftest that measures the browsers' processes and memory after each
-# test's call (the last test's teardown closes the browser) with psutil, as a process-measuring part of the plugin would, so that the
-# reports have all four figures to plot.
+# An inner conftest that measures the browsers' processes and memory with psutil,
+# as a process-measuring part of the plugin would, so that the reports have all
+# four figures to plot. It measures after the call, because the last test's
+# teardown closes the browser.
 MEASURING_CONFTEST = """
 import psutil
 import pytest

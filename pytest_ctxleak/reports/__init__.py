@@ -73,7 +73,8 @@ class ReportsPlugin:
         self.results = RunResults()
         # How many of state.dirty_on_entry have gone out in a record already.
         self.shipped_on_entry = 0
-        # (what, path) of each report written, or (what, error) of each that failed.
+        # (format, path) of each report written, and (format, error) of each that
+        # failed. The format is JSON or HTML.
         self.written: list[tuple[str, str]] = []
         self.failed: list[tuple[str, str]] = []
 
@@ -119,7 +120,7 @@ class ReportsPlugin:
         data = build_report(
             self.results, int(exitstatus), settings.mode, settings.max_contexts
         )
-        for what, path, write in (
+        for report_format, path, write in (
             ("JSON", self.paths.json, write_json),
             ("HTML", self.paths.html, write_html),
         ):
@@ -128,10 +129,12 @@ class ReportsPlugin:
             try:
                 write(path, data)
             except OSError as error:
-                logger.error("writing the ctxleak %s report failed: %s", what, error)
-                self.failed.append((what, f"{path}: {error}"))
+                logger.error(
+                    "writing the ctxleak %s report failed: %s", report_format, error
+                )
+                self.failed.append((report_format, f"{path}: {error}"))
             else:
-                self.written.append((what, str(path)))
+                self.written.append((report_format, str(path)))
 
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter
@@ -146,12 +149,15 @@ class ReportsPlugin:
                 terminalreporter.write_line(line)
         verbosity = self.config.get_verbosity()
         write_summary(terminalreporter, self.results, verbosity)
-        for what, path in self.written:
+        for report_format, path in self.written:
             if verbosity >= 0:
-                terminalreporter.write_line(f"ctxleak: {what} report written to {path}")
-        for what, problem in self.failed:
+                terminalreporter.write_line(
+                    f"ctxleak: {report_format} report written to {path}"
+                )
+        for report_format, problem in self.failed:
             terminalreporter.write_line(
-                f"ctxleak: writing the {what} report failed: {problem}", red=True
+                f"ctxleak: writing the {report_format} report failed: {problem}",
+                red=True,
             )
 
 

@@ -56,8 +56,8 @@ def annotation_lines(
                     file = site["file"]
                 properties.append(f"file={escape_property(file)}")
                 properties.append(f"line={site['line']}")
-            what = TITLES.get(leak["kind"], leak["kind"])
-            title = f"ctxleak: {what} in {nodeid}"
+            finding = TITLES.get(leak["kind"], leak["kind"])
+            title = f"ctxleak: {finding} in {nodeid}"
             properties.append(f"title={escape_property(title)}")
             message = "\n".join([leak["message"], *leak.get("details", [])])
             lines.append(f"::{command} {','.join(properties)}::{escape_data(message)}")

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_ctxleak.reports.plots import Point, Series, line_plot
+from pytest_ctxleak.reports.results import worker_order
 
 MIB = 1024 * 1024
 NOT_MEASURED = "not measured"
+# Runs with fewer findings show each stack unfolded.
+OPEN_STACKS_BELOW = 10
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1a1a1a; }
@@ -39,6 +42,7 @@ th, td { text-align: left; vertical-align: top; padding: 4px 8px;
 th { background: #f5f5f5; }
 td.test, td.site { font-family: ui-monospace, monospace; font-size: 12px;
   overflow-wrap: anywhere; }
+td.test { min-width: 18em; }
 .verdict-leaked, .verdict-crashed, .verdict-error { color: #b00020; font-weight: 600; }
 .verdict-warned { color: #9a6700; font-weight: 600; }
 figure { margin: 0; }
@@ -52,17 +56,20 @@ def _metric(
     unit: str,
 ) -> list[Series]:
     """Return one series per worker of the tests where ``value_of`` is measured."""
-    by_worker: dict[str, list[Point]] = {}
+    by_worker: dict[str | None, list[Point]] = {}
     for number, test in enumerate(report["tests"], start=1):
         value = value_of(test["figures"])
-        name = test["worker"] or "this process"
-        points = by_worker.setdefault(name, [])
+        points = by_worker.setdefault(test["worker"], [])
         if value is None:
             continue
         label = f"#{number} {test['nodeid']}: {value:g}{unit}"
         leaked = bool(test["leaks"])
         points.append(Point(number, value, label, leaked))
-    return [Series(name, points) for name, points in by_worker.items() if points]
+    return [
+        Series(worker or "this process", by_worker[worker])
+        for worker in sorted(by_worker, key=worker_order)
+        if by_worker[worker]
+    ]
 
 
 def _figure(key: str) -> Callable[[dict[str, Any]], float | None]:
@@ -94,7 +101,7 @@ def plots(report: dict[str, Any]) -> list[str]:
         ("contexts", "Open contexts (peak in each test)", _figure("peak_contexts"), ""),
         ("pages", "Open pages (peak in each test)", _figure("peak_pages"), ""),
         ("processes", "Browser processes (after each test)", _processes, ""),
-        ("pss", "Browser memory, PSS in MiB (after each test)", _pss_mib, " MiB"),
+        ("pss", "Browser PSS in MiB (after each test)", _pss_mib, " MiB"),
     ]
     svgs = []
     for metric, title, value_of, unit in specs:
@@ -110,7 +117,7 @@ def _site(leak: dict[str, Any]) -> str:
     return escape(f"{site['file']}:{site['line']} in {site['function']}")
 
 
-def _stack(leak: dict[str, Any]) -> str:
+def _stack(leak: dict[str, Any], unfolded: bool) -> str:
     frames = leak.get("stack") or []
     if not frames:
         return ""
@@ -119,9 +126,10 @@ def _stack(leak: dict[str, Any]) -> str:
         lines.append(f"{frame['file']}:{frame['line']} in {frame['function']}")
         if frame.get("source"):
             lines.append(f"    {frame['source']}")
-    summary = f"{leak['stack_title']} ({len(frames)} frames)"
+    count = f"{len(frames)} frame{'' if len(frames) == 1 else 's'}"
+    summary = f"{leak['stack_title']} ({count})"
     return (
-        f"<details><summary>{escape(summary)}</summary>"
+        f"<details{' open' if unfolded else ''}><summary>{escape(summary)}</summary>"
         f"<pre>{escape(chr(10).join(lines))}</pre></details>"
     )
 
@@ -135,6 +143,7 @@ def _what(leak: dict[str, Any]) -> str:
 
 def leak_table(report: dict[str, Any]) -> str:
     rows = []
+    unfolded = report["totals"]["findings"] < OPEN_STACKS_BELOW
     for test in report["tests"]:
         for leak in test["leaks"]:
             verdict = escape(test["verdict"])
@@ -145,7 +154,7 @@ def leak_table(report: dict[str, Any]) -> str:
                 f"<td>{escape(_what(leak))}</td>"
                 f"<td class='site'>{_site(leak)}</td>"
                 f"<td>{escape('; '.join(leak['reclaimed']) or '-')}</td>"
-                f"<td>{escape(leak['message'])}{_stack(leak)}</td>"
+                f"<td>{escape(leak['message'])}{_stack(leak, unfolded)}</td>"
                 "</tr>"
             )
     if not rows:

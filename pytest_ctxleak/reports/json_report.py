@@ -1,8 +1,8 @@
 """The JSON report: every test's verdict, leaks and figures, in one file.
 
 The file follows the JSON Schema shipped in the package, ``schema/report-1.json``,
-whose number is the report's ``version``. A new optional field keeps the version; a
-removed, renamed or retyped field, or a new required one, gets a new schema file
+whose number is the report's ``version``. A new optional field keeps the version.
+A removed, renamed or retyped field, or a new required one, gets a new schema file
 and version.
 """
 

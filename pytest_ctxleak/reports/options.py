@@ -1,6 +1,6 @@
 """The report options: where the JSON and HTML reports go.
 
-A path on the command line is relative to the directory pytest was started in; a
+A path on the command line is relative to the directory pytest was started in. A
 path in the ini file is relative to that file's directory, as with other ini paths.
 """
 
@@ -29,7 +29,7 @@ HTML_HELP = (
 
 
 class ReportPaths(NamedTuple):
-    """Where the reports go; None for a report not requested."""
+    """The report files, each None when that report was not requested."""
 
     json: Path | None
     html: Path | None
@@ -72,9 +72,9 @@ def _resolve(config: pytest.Config, dest: str, flag: str, ini: str) -> Path | No
 def validate_report_path(value: object, source: str, base: Path) -> Path:
     """Return the report file's absolute path, or raise UsageError naming the value.
 
-    The file need not exist, and its missing directories are created when the
-    report is written; an existing directory or a parent that is a file is an
-    error now, so a run does not end with a report it cannot write.
+    The file need not exist, and missing directories are created when the report
+    is written. An existing directory, or a parent that is a file, is an error at
+    configure time, so that a run does not end with a report it cannot write.
     """
     if not isinstance(value, str) or not value.strip():
         raise pytest.UsageError(

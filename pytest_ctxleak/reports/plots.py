@@ -46,17 +46,17 @@ class Series(NamedTuple):
 
 
 def nice_max(value: float) -> float:
-    """Round ``value`` up to 1, 2 or 5 times a power of ten, at least 2.
+    """Round ``value`` up to 1, 2, 4, 6 or 8 times a power of ten, at least 2.
 
-    The floor of 2 keeps the middle tick of a count at a whole number.
+    Each of these has a whole half, so the middle tick of a count is a count too.
     """
     if value <= 2:
         return 2.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in (1, 2, 4, 6, 8):
         if value <= step * power:
             return float(step * power)
-    return float(10 * power)  # unreachable: value <= 10 * power
+    return float(10 * power)
 
 
 def number(value: float) -> str:
@@ -66,7 +66,7 @@ def number(value: float) -> str:
 def line_plot(
     metric: str, title: str, series: Sequence[Series], x_max: int, empty_text: str
 ) -> str:
-    """Return an SVG plot of the series; ``empty_text`` when there is no point."""
+    """Return an SVG plot of the series, showing ``empty_text`` if it has no point."""
     points = [point for one in series for point in one.points]
     head = (
         f'<svg class="plot" data-metric="{escape(metric)}" '
@@ -133,8 +133,9 @@ def line_plot(
         if len(series) > 1:
             legend_x = LEFT + plot_width - 70 * (len(series) - index)
             parts.append(
-                f'<text class="legend" x="{legend_x}" y="18" fill="{color}">'
-                f"&#9679; {escape(one.name)}</text>"
+                f'<circle class="key" cx="{legend_x}" cy="14" r="4" '
+                f'fill="{color}"/><text class="legend" x="{legend_x + 8}" y="18">'
+                f"{escape(one.name)}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -18,7 +18,7 @@ from pytest_ctxleak.reports.record import (
     record_of,
 )
 
-# The test's own outcome, from its setup and call; a leak fails the teardown only.
+# The test's own outcome, from its setup and call. A leak fails only the teardown.
 OUTCOMES = ("passed", "failed", "skipped", "error", "unknown")
 
 
@@ -30,7 +30,7 @@ class ReportedTest:
     worker: str | None = None
     outcome: str = "unknown"  # one of OUTCOMES
     duration: float = 0.0  # seconds of setup, call and teardown
-    record: Record | None = None  # the check's record; None if none arrived
+    record: Record | None = None  # the check's record, or None if none arrived
     crashed: bool = False  # its worker died while running it
 
     @property
@@ -65,7 +65,8 @@ class ReportedTest:
         return sum(int(count) for count in counts.values())
 
 
-def _worker_order(worker: str | None) -> tuple[int, str, int]:
+def worker_order(worker: str | None) -> tuple[int, str, int]:
+    """Return a sort key that puts no worker first, then gw2 before gw10."""
     if worker is None:
         return (0, "", 0)
     prefix = worker.rstrip("0123456789")
@@ -127,7 +128,7 @@ class RunResults:
     def workers(self) -> list[str | None]:
         """Return the worker ids seen, gw2 before gw10; [None] without xdist."""
         seen = {result.worker for result in self.tests.values()}
-        return sorted(seen, key=_worker_order)
+        return sorted(seen, key=worker_order)
 
     def peak(self, key: str, worker: str | None) -> int | None:
         """Return the highest figure ``key`` of one worker's tests, if measured."""

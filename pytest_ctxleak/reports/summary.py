@@ -1,7 +1,7 @@
 """The terminal summary: which tests leaked what, where, and what was reclaimed.
 
 It is short by default: one table row per finding and one line of peaks. ``-v``
-adds each finding's stack and the per-worker figures; ``-q`` leaves out the peaks,
+adds each finding's stack and the per-worker figures, ``-q`` leaves out the peaks,
 and ``-qq`` prints only the count. Tests whose worker crashed are always listed.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from pytest_ctxleak.reports.record import CRASHED, ERROR, WARNED
 from pytest_ctxleak.reports.results import ReportedTest, RunResults
 
-# Widest a cell may be at default verbosity; -v shows cells whole.
+# Maximum cell widths at default verbosity. With -v, cells are shown whole.
 MAX_WIDTHS = (60, 14, 50, 40)
 HEADER = ("test", "leaked", "at", "reclaimed")
 # Stack frames shown per finding with -v, and with -vv.
@@ -82,7 +82,7 @@ def figure_text(value: int | None, scale: int = 1, unit: str = "") -> str:
 
 
 def peak_lines(results: RunResults, verbose: bool) -> list[str]:
-    """Return the peak of open contexts per worker; with ``verbose``, more figures."""
+    """Return the peak of open contexts per worker, and more figures if ``verbose``."""
     workers = results.workers()
     parts = []
     for worker in workers:
@@ -179,7 +179,7 @@ def left_open_lines(results: RunResults) -> list[str]:
 
 
 def write_summary(writer: Writer, results: RunResults, verbosity: int) -> None:
-    """Write the summary; a clean run prints nothing unless ``-v`` is given."""
+    """Write the summary. A clean run prints nothing unless ``-v`` is given."""
     if not results.tests:
         return
     failing = any(
