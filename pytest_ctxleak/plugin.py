@@ -358,10 +358,9 @@ def pytest_runtest_makereport(
         problems = close_problems(window)
     except Exception as error:  # the check must never crash the run
         logger.exception("ctxleak could not check %s", item.nodeid)
-        _warn(
-            item, report, f"ctxleak could not check this test: {error!r}", UNKNOWN_SITE
-        )
-        attach_record(item, report, ERROR)
+        problem = f"ctxleak could not check this test: {error!r}"
+        _warn(item, report, problem, UNKNOWN_SITE)
+        attach_record(item, report, ERROR, problems=[problem])
         return report
     for problem in problems:
         _warn(item, report, problem, UNKNOWN_SITE)
