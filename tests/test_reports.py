@@ -237,7 +237,9 @@ def test_crashed_worker_listed(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = run(pytester, "-n", "2", "--ctxleak-json=report.json", "-p", "no:randomly")
+    result = run(
+        pytester, "-n", "2", "--ctxleak-json=report.json", "--ctxleak-html=report.html"
+    )
     output = result.stdout.str()
 
     assert result.ret == 1
@@ -255,6 +257,49 @@ def test_crashed_worker_listed(pytester: pytest.Pytester) -> None:
     assert tests["test_crash.py::test_crashes"]["worker"] in ("gw0", "gw1")
     assert tests["test_crash.py::test_fine"]["verdict"] == "passed"
     assert report["totals"]["crashed"] == 1
+    html = (pytester.path / "report.html").read_text()
+    assert re.search(
+        r"<li class='crashed'><span class='test'>test_crash.py::test_crashes</span>: "
+        r"worker gw\d crashed while running it</li>",
+        html,
+    ), html
+
+
+def test_workers_write_no_report_files(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import os
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_sessionfinish(session):
+            workerinput = getattr(session.config, "workerinput", None)
+            if workerinput is None:
+                return
+            found = [name for name in ("report.json", "report.html") if os.path.exists(name)]
+            with open(f"seen-by-{workerinput['workerid']}.txt", "w") as file:
+                file.write(" ".join(found) or "nothing")
+        """
+    )
+    pytester.makepyfile(
+        test_few="""
+        import pytest
+
+        @pytest.mark.parametrize("number", range(4))
+        def test_number(number):
+            pass
+        """
+    )
+    result = run(
+        pytester, "-n", "2", "--ctxleak-json=report.json", "--ctxleak-html=report.html"
+    )
+
+    assert result.ret == 0
+    assert (pytester.path / "seen-by-gw0.txt").read_text() == "nothing"
+    assert (pytester.path / "seen-by-gw1.txt").read_text() == "nothing"
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["totals"]["tests"] == 4
+    assert (pytester.path / "report.html").exists()
 
 
 LEAKY_AND_CLEAN = """
