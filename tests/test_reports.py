@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 from playwright.sync_api import Page
 
+from pytest_ctxleak.report import KINDS
 from pytest_ctxleak.reports.annotations import (
     annotation_lines,
     escape_data,
@@ -24,8 +25,8 @@ from pytest_ctxleak.reports.annotations import (
 )
 from pytest_ctxleak.reports.html_report import render_html
 from pytest_ctxleak.reports.json_report import build_report, load_schema
-from pytest_ctxleak.reports.record import RECORD_ATTRIBUTE
-from pytest_ctxleak.reports.results import ReportedTest, RunResults
+from pytest_ctxleak.reports.record import RECORD_ATTRIBUTE, VERDICTS
+from pytest_ctxleak.reports.results import OUTCOMES, ReportedTest, RunResults
 
 pytest_plugins = ["pytester"]
 
@@ -588,6 +589,14 @@ def test_html_marks_unmeasured_plots() -> None:
     assert html.count('<svg class="plot"') == 4
     assert html.count(">not measured</text>") == 3
     assert 'data-metric="contexts" data-points="1"' in html
+
+
+def test_schema_enums_match_code() -> None:
+    definitions = load_schema()["$defs"]
+
+    assert definitions["test"]["properties"]["verdict"]["enum"] == list(VERDICTS)
+    assert definitions["test"]["properties"]["outcome"]["enum"] == list(OUTCOMES)
+    assert definitions["leak"]["properties"]["kind"]["enum"] == list(KINDS)
 
 
 def test_schema_rejects_unknown_verdict() -> None:
