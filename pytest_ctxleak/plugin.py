@@ -35,6 +35,16 @@ from pytest_ctxleak.report import (
     LeakRepr,
     format_leaks,
 )
+from pytest_ctxleak.reports import (
+    ERROR,
+    LEAKED,
+    PASSED,
+    UNCHECKED,
+    WARNED,
+    add_report_options,
+    attach_record,
+    register_reports,
+)
 from pytest_ctxleak.settings import (
     MARKER_HELP,
     SETTINGS_KEY,
@@ -75,6 +85,7 @@ STATE_KEY = pytest.StashKey[RunState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_report_options(parser)
 
 
 @pytest.hookimpl(trylast=True)
@@ -84,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     state = RunState(settings)
     config.stash[STATE_KEY] = state
+    register_reports(config, state)
     add_pool_listener(state.on_new_pool)
     # Installed in every mode: a marker can turn the check on for one test, and the
     # wrappers only record.
@@ -344,6 +356,7 @@ def pytest_runtest_makereport(
     mode = window.settings.mode
     if mode == "off":
         fixture_findings(state)
+        attach_record(item, report, UNCHECKED)
         return report
     try:
         own = window.judged if window.judged is not None else judge(state, window)
@@ -351,39 +364,19 @@ def pytest_runtest_makereport(
         problems = close_problems(window)
     except Exception as error:  # the check must never crash the run
         logger.exception("ctxleak could not check %s", item.nodeid)
-        _warn(
-            item, report, f"ctxleak could not check this test: {error!r}", UNKNOWN_SITE
-        )
+        problem = f"ctxleak could not check this test: {error!r}"
+        _warn(item, report, problem, UNKNOWN_SITE)
+        attach_record(item, report, ERROR, problems=[problem])
         return report
     for problem in problems:
         _warn(item, report, problem, UNKNOWN_SITE)
     if not leaks:
+        attach_record(item, report, PASSED, problems=problems)
         return report
     text = format_leaks(leaks, item.config.get_verbosity())
-    state.findings += [(item.nodeid, leak.headline) for leak in leaks]
     if mode == "warn":
         _warn(item, report, text, leaks[0].site)
     else:
         _fail(report, text, leaks[0].site)
+    attach_record(item, report, WARNED if mode == "warn" else LEAKED, leaks, problems)
     return report
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    state = config.stash.get(STATE_KEY, None)
-    if state is None:
-        return
-    if state.findings:
-        count = len(state.findings)
-        tests = len({nodeid for nodeid, _ in state.findings})
-        terminalreporter.section(
-            f"ctxleak: {count} finding{'s' if count != 1 else ''} in "
-            f"{tests} test{'s' if tests != 1 else ''}"
-        )
-        for nodeid, headline in state.findings:
-            terminalreporter.line(f"{nodeid}: {headline}")
-    if state.dirty_on_entry:
-        terminalreporter.section("ctxleak: left open when a test started")
-        for text in state.dirty_on_entry.values():
-            terminalreporter.line(text)

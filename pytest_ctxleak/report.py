@@ -23,13 +23,23 @@ MAX_SHOWN = 10
 MAX_IDS = 8
 
 
+# Kinds of finding, as the reports name them.
+LEASE = "lease"
+OVER_CAP = "over_cap"
+KINDS = (LEASE, BROWSER, CONTEXT, PAGE, OVER_CAP)
+
+
 class Leak(NamedTuple):
-    """One finding of the check, ready to print."""
+    """One finding of the check, ready to print, with its facts for the reports."""
 
     headline: str  # the cause and the site, one line
     site: Site
     details: tuple[str, ...]  # holder, reclaim, and other facts, one per line
     stack_title: str = "acquired at"
+    kind: str = LEASE  # one of KINDS
+    group_size: int = 1  # leases or objects in this finding, 1 for over_cap
+    holder: str = ""  # who took or opened it, as Holder.describe() puts it
+    reclaimed: tuple[str, ...] = ()  # what the reclaim did, one entry per outcome
 
 
 class LeakedLease(NamedTuple):
@@ -64,9 +74,17 @@ def _lease_group_leak(group: list[LeakedLease]) -> Leak:
         f"{what} {'was' if len(group) == 1 else 'were'} never released{by}; "
         f"acquired at {first.site.location()}"
     )
-    reclaimed = sorted({item.reclaimed for item in group})
+    reclaimed = tuple(sorted({item.reclaimed for item in group}))
     details = (f"held by {holder.describe()}", *(f"reclaimed: {r}" for r in reclaimed))
-    return Leak(headline, first.site, details)
+    return Leak(
+        headline,
+        first.site,
+        details,
+        kind=LEASE,
+        group_size=len(group),
+        holder=holder.describe(),
+        reclaimed=reclaimed,
+    )
 
 
 class LeakedObject(NamedTuple):
@@ -103,10 +121,19 @@ def _object_group_leak(group: list[LeakedObject]) -> Leak:
     else:
         where = f"{first.how} in the context created at {first.site.location()}"
     headline = f"{what} left open{by}; {where}"
-    reclaimed = sorted({item.reclaimed for item in group})
+    reclaimed = tuple(sorted({item.reclaimed for item in group}))
     details = (f"held by {holder.describe()}", *(f"reclaimed: {r}" for r in reclaimed))
     title = f"{verb} at" if first.how == "created" else "its context created at"
-    return Leak(headline, first.site, details, title)
+    return Leak(
+        headline,
+        first.site,
+        details,
+        title,
+        kind=first.kind,
+        group_size=len(group),
+        holder=holder.describe(),
+        reclaimed=reclaimed,
+    )
 
 
 def over_cap_leak(
@@ -123,7 +150,7 @@ def over_cap_leak(
         "--ctxleak-max-contexts, or hold fewer contexts at once",
     )
     title = "acquired at" if call == "acquire" else "created at"
-    return Leak(headline, site, details, stack_title=title)
+    return Leak(headline, site, details, stack_title=title, kind=OVER_CAP)
 
 
 def format_leaks(leaks: list[Leak], verbosity: int = 0) -> str:

@@ -16,14 +16,18 @@ from typing import NamedTuple
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Frames from these places are machinery between the caller and the pool: the plugin
-# itself, pytest, pluggy and pytest-asyncio, the stdlib's contextlib, asyncio and
-# runpy, and Playwright's greenlet dispatch. Skipping them leaves the user's frames.
+# itself, pytest, pluggy, pytest-asyncio, pytest-xdist and its execnet channel (whose
+# worker bootstrap runs as "<string>"), the stdlib's contextlib, asyncio and runpy,
+# and Playwright's greenlet dispatch. Skipping them leaves the user's frames.
 _MACHINERY_MARKERS = (
     _PACKAGE_DIR + os.sep,
     os.sep + "_pytest" + os.sep,
     os.sep + "pytest" + os.sep + "__main__.py",
     os.sep + "pluggy" + os.sep,
     os.sep + "pytest_asyncio" + os.sep,
+    os.sep + "xdist" + os.sep,
+    os.sep + "execnet" + os.sep,
+    "<string>",
     os.sep + "runpy.py",
     os.sep + "playwright" + os.sep,
     os.sep + "contextlib.py",

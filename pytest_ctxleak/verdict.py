@@ -78,8 +78,6 @@ class RunState:
     # Leases of wider-scoped fixtures, found when the fixture was finalized and
     # reported on the teardown of the test during which that happened.
     fixture_leaks: list[LeakedLease] = field(default_factory=list)
-    # (node id, first line) of every finding, for the terminal summary.
-    findings: list[tuple[str, str]] = field(default_factory=list)
     # Leases found outstanding when a test started, each described once.
     dirty_on_entry: dict[tuple[int, int], str] = field(default_factory=dict)
     # Holder tokens of fixtures whose teardown is running, by id(fixturedef).

@@ -115,6 +115,11 @@ class Watch:
     # The holder for objects recorded where no holder is set, such as popups,
     # whose event handlers run in Playwright's dispatcher: the running test.
     fallback_holder: Holder | None = None
+    # Open objects by kind, pools' contexts included, and the max open at once
+    # since the last reset_peaks(). The reports plot them test by test. They match
+    # the kinds in ``open`` once every close has been noticed.
+    open_counts: dict[str, int] = field(default_factory=dict)
+    peaks: dict[str, int] = field(default_factory=dict)
 
     def install(self) -> None:
         """Wrap Playwright's creating methods. Calling it twice changes nothing."""
@@ -183,6 +188,9 @@ class Watch:
                     self.outside_peak_site = site
         self.open[watched.watch_id] = watched
         self._by_object[id(obj)] = watched
+        count = self.open_counts.get(kind, 0) + 1
+        self.open_counts[kind] = count
+        self.peaks[kind] = max(self.peaks.get(kind, 0), count)
         self._listen(watched)
         if kind == PAGE and parent is not None and parent.kind == BROWSER:
             # Browser.new_page made a context for this page, out of the wrapper's
@@ -212,9 +220,15 @@ class Watch:
         self.outside_peak = self.outside_open
         self.outside_peak_site = Site(())
 
+    def reset_peaks(self) -> None:
+        """Start a new peak measurement of open objects of every kind."""
+        self.peaks = dict(self.open_counts)
+
     def _closed(self, watched: Watched) -> None:
         watched.closed = True
         was_open = self.open.pop(watched.watch_id, None) is not None
+        if was_open:
+            self.open_counts[watched.kind] -= 1
         if was_open and watched.kind == CONTEXT and not watched.pooled:
             self.outside_open -= 1
         if self._by_object.get(id(watched.obj)) is watched:

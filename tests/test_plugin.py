@@ -824,10 +824,10 @@ def test_summary_lists_every_finding(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*ctxleak: 2 findings in 1 test*",
-            "test_summary.py::test_uses: lease #* (locale=*) was never released by "
-            "*-scoped fixture '*_leak'*",
-            "test_summary.py::test_uses: lease #* (locale=*) was never released by "
-            "*-scoped fixture '*_leak'*",
+            "test * leaked * at * reclaimed",
+            "test_summary.py::test_uses * lease * test_summary.py:5 in module_leak "
+            "* released; context #* reset",
+            " * lease * conftest.py:5 in session_leak * released; context #* reset",
         ]
     )
 
