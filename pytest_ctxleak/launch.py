@@ -93,14 +93,22 @@ def launch_errors_explained(options: dict[str, Any]) -> Iterator[None]:
     except PlaywrightError as error:
         executable = options.get("executable_path") or "Playwright's Chromium"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        hint = ""
+        first_line = first_line.rstrip(".")
         if not options.get("headless", True) and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
         ):
-            hint = " Headed mode needs a display: $DISPLAY is not set."
+            advice = "Headed mode needs a display: $DISPLAY is not set."
+        elif options.get("executable_path") and os.access(executable, os.X_OK):
+            # The file is there and runs, so installing a browser is not the fix.
+            advice = (
+                f"{executable} exists and is executable but did not start as "
+                "Chromium. Check that it is a Chromium or Chrome executable, for "
+                f"example by running '{executable} --version'."
+            )
+        else:
+            advice = INSTALL_HINT
         pytest.fail(
-            f"ctxleak: launching {executable} failed: {first_line}.{hint} "
-            + INSTALL_HINT,
+            f"ctxleak: launching {executable} failed: {first_line}. {advice}",
             pytrace=False,
         )
 

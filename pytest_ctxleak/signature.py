@@ -182,6 +182,9 @@ def _normalise_proxy(value: object, secret_parts: list[object]) -> tuple[Any, st
     unknown = set(value) - {"server", "bypass", "username", "password"}
     if unknown:
         raise _invalid("proxy", value, "only server, bypass, username and password")
+    optional = [value.get("bypass"), value.get("username"), value.get("password")]
+    if not all(item is None or isinstance(item, str) for item in optional):
+        raise _invalid("proxy", value, "bypass, username and password as strings")
     server = without_userinfo(value["server"])
     secret_parts.append([value.get("username"), value.get("password"), value["server"]])
     public = [server, value.get("bypass")]
@@ -228,8 +231,19 @@ def _storage_state_content(value: object) -> object:
 def _check_secret_shape(name: str, value: object) -> None:
     __tracebackhide__ = True  # errors point at the caller's acquire()
     if name == "http_credentials":
+        expected = (
+            'a dict with "username" and "password" strings, and optionally "origin" '
+            '(a string) and "send" ("always" or "unauthorized")'
+        )
         if not isinstance(value, Mapping) or not {"username", "password"} <= set(value):
-            raise _invalid(name, value, 'a dict with "username" and "password"')
+            raise _invalid(name, value, expected)
+        if set(value) - {"username", "password", "origin", "send"}:
+            raise _invalid(name, value, expected)
+        strings = [value["username"], value["password"], value.get("origin", "")]
+        if not all(isinstance(item, str) for item in strings):
+            raise _invalid(name, value, expected)
+        if value.get("send", "always") not in ("always", "unauthorized"):
+            raise _invalid(name, value, expected)
     elif name == "client_certificates" and (
         isinstance(value, (str, bytes, Mapping))
         or not all(isinstance(item, Mapping) for item in value)  # type: ignore[attr-defined]

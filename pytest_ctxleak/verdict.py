@@ -234,8 +234,11 @@ def leaked_objects(
 ) -> list[LeakedObject]:
     """Find open browsers, contexts and pages that ``blamed`` selects, and close them.
 
-    Contexts of a pool, and their pages, are the pool's to manage and are judged
-    through leases. An object inside another leaked object is closed with it and not
+    Contexts of a pool are the pool's to manage and are judged through leases. A page
+    in a pool's context is judged here too: a lease's release closes the pages it
+    opened, so a page still open was opened past the lease, for example through a
+    context that another holder keeps open, or through a reference kept after the
+    release. An object inside another leaked object is closed with it and not
     reported on its own.
     """
     open_objects = state.watch.open_objects()
@@ -245,7 +248,9 @@ def leaked_objects(
     candidates = [
         watched
         for watched in open_objects
-        if blamed(watched) and not watched.page_owned and not in_pool(watched, owned)
+        if blamed(watched)
+        and not watched.page_owned
+        and (watched.kind == PAGE or not in_pool(watched, owned))
     ]
     if candidates:
         candidates = settle(state.settings, candidates)

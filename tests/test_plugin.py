@@ -906,8 +906,21 @@ def test_non_browser_executable_explained(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_page(pooled_page): pass")
     result = run(pytester, "--ctxleak-browser-path=/bin/true")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ctxleak: launching /bin/true failed: *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ctxleak: launching /bin/true failed: *. /bin/true exists and is "
+            "executable but did not start as Chromium. Check that it is a Chromium "
+            "or Chrome executable, for example by running '/bin/true --version'.*"
+        ]
+    )
     assert "pytest_ctxleak/" not in result.stdout.str()
+    assert "playwright install" not in result.stdout.str()
+    (message,) = [
+        line
+        for line in result.stdout.lines
+        if line.startswith("ctxleak: launching /bin/true failed")
+    ]
+    assert ".." not in message
 
 
 ANYIO_CONFTEST = """

@@ -77,3 +77,31 @@ def test_proxy_url_password_never_printed(pytester: pytest.Pytester) -> None:
     output = result.stdout.str() + result.stderr.str()
     assert "(hidden)@127.0.0.1:9" in output
     assert "hunter2" not in output
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"http_credentials": {"username": "alice", "password": 12345678}},
+        {"http_credentials": {"username": None, "password": "pw"}},
+        {"http_credentials": {"username": "a", "password": "pw", "send": "never"}},
+        {"http_credentials": {"username": "a", "password": "pw", "realm": "x"}},
+        {"proxy": {"server": "http://127.0.0.1:9", "password": 1234}},
+        {"proxy": {"server": "http://127.0.0.1:9", "bypass": ["a"]}},
+    ],
+    ids=[
+        "password number",
+        "username none",
+        "send unknown",
+        "credentials key unknown",
+        "proxy password number",
+        "proxy bypass list",
+    ],
+)
+def test_credential_of_wrong_type_rejected_hidden(options: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match=r"^invalid context option") as caught:
+        make_signature(options)
+    message = str(caught.value)
+    assert "hidden" in message
+    assert "1234" not in message
+    assert "pw" not in message

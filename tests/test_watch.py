@@ -689,3 +689,62 @@ def test_browser_new_page_left_open_reported_as_page(
         ]
     )
     assert "a context was left open" not in result.stdout.str()
+
+
+def test_page_left_in_shared_pool_context_caught(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session", autouse=True)
+        def session_lease(context_pool):
+            with context_pool.acquire() as lease:
+                yield lease
+        """
+    )
+    pytester.makepyfile(
+        test_shared="""
+        def test_a_opens_page(pooled_context):
+            page = pooled_context.new_page()
+            page.set_content("<p>left by test_a</p>")
+
+        def test_b_starts_without_pages(pooled_context):
+            assert pooled_context.pages == []
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_a_opens_page*",
+            "ctxleak: a page was left open; opened at test_shared.py:2 in "
+            "test_a_opens_page",
+            "*reclaimed: closed",
+        ]
+    )
+
+
+def test_page_opened_after_release_caught(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_after_release="""
+        def test_a_keeps_context(context_pool):
+            with context_pool.acquire() as lease:
+                context = lease.context
+            context.new_page()
+
+        def test_b_gets_context_without_pages(context_pool):
+            with context_pool.acquire() as lease:
+                assert lease.context.pages == []
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 1
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_a_keeps_context*",
+            "ctxleak: a page was left open; opened at test_after_release.py:4 in "
+            "test_a_keeps_context",
+        ]
+    )
