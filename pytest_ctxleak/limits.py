@@ -12,10 +12,10 @@ still running and defunct children.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
+import psutil
 import pytest
 
 from pytest_ctxleak.figures import figures_of
@@ -66,8 +66,10 @@ class ProcessHooks:
         self.settings = settings
         self.watch = watch
         self.tracker = ProcessTracker()
-        # Compared with psutil's create_time, which is seconds since the epoch.
-        self.started = time.time()
+        # Start times of processes are compared with this one, in psutil's clock:
+        # it counts from the boot time in whole seconds, so it can lag
+        # time.time() by up to a second.
+        self.started = psutil.Process().create_time()
         self.leftovers: list[Leftover] = []
         watch.launch_observer = self.tracker
 
@@ -118,6 +120,12 @@ class ProcessHooks:
             return (yield)
         finally:
             pyfuncitem.obj = original
+            if run.failed_at is not None:
+                pyfuncitem.add_report_section(
+                    "call",
+                    "ctxleak",
+                    f"soak repetition {run.failed_at} of {run.soak.repeat} raised",
+                )
 
     def _soak_sample(self, window: ProcessWindow) -> dict[str, float | None]:
         contexts = pages = 0

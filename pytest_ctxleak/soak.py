@@ -157,7 +157,7 @@ def soak_findings(run: SoakRun, site: Site) -> list[Leak]:
         f"soak: {SERIES[name]} grew by {_rate(name, slope)} per repetition over "
         f"repetitions {soak.warmup + 1} to {soak.repeat}, above the limit of "
         f"{_rate(name, limit)}{others}; warm-up level {_level(name, level)} after "
-        f"{soak.warmup} repetitions"
+        f"{soak.warmup} repetition{'' if soak.warmup == 1 else 's'}"
     )
     details = (
         f"{soak.repeat} repetitions in one browser, {soak.warmup} of them warm-up",
