@@ -22,7 +22,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 # Scripts in this folder, run in this order. Each one must accept --json PATH.
-BENCHMARKS = ["bench_acquire.py", "bench_load.py", "bench_watch.py"]
+BENCHMARKS = [
+    "bench_acquire.py",
+    "bench_load.py",
+    "bench_watch.py",
+    "bench_procs.py",
+]
 
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 

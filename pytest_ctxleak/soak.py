@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_ctxleak.procs import format_size
 from pytest_ctxleak.report import Leak
@@ -31,19 +32,49 @@ SERIES = {
 }
 
 
-def fit_slope(values: Sequence[float]) -> float:
-    """Return the least-squares slope of ``values`` against 0, 1, 2, ...
+# A slope fails only when it is also this many standard errors above zero, so that
+# samples scattered around a flat level do not fail by chance. Summed PSS scatters
+# by tens of MiB between samples as renderers start and exit.
+SIGNIFICANCE = 3.0
 
-    Fewer than two values have no slope, and 0.0 is returned.
+
+class Fit(NamedTuple):
+    """A least-squares line through one series: its slope per repetition and the
+    slope's standard error (0.0 for fewer than three points)."""
+
+    slope: float
+    stderr: float
+
+    def grows(self, limit: float) -> bool:
+        """Tell whether the slope is above ``limit`` and clearly above noise."""
+        return self.slope > limit and self.slope > SIGNIFICANCE * self.stderr
+
+
+def fit_line(values: Sequence[float]) -> Fit:
+    """Fit a least-squares line to ``values`` against 0, 1, 2, ...
+
+    Fewer than two values have no slope, and a slope of 0.0 is returned.
     """
     count = len(values)
     if count < 2:
-        return 0.0
+        return Fit(0.0, 0.0)
     mean_x = (count - 1) / 2
     mean_y = sum(values) / count
     covariance = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
     variance = sum((x - mean_x) ** 2 for x in range(count))
-    return covariance / variance
+    slope = covariance / variance
+    if count < 3:
+        return Fit(slope, 0.0)
+    residuals = sum(
+        (y - (mean_y + slope * (x - mean_x))) ** 2 for x, y in enumerate(values)
+    )
+    stderr = math.sqrt(max(residuals, 0.0) / (count - 2) / variance)
+    return Fit(slope, stderr)
+
+
+def fit_slope(values: Sequence[float]) -> float:
+    """Return the least-squares slope of ``values`` against 0, 1, 2, ..."""
+    return fit_line(values).slope
 
 
 @dataclass
@@ -81,6 +112,10 @@ class SoakRun:
             "series": {name: list(values) for name, values in self.series.items()},
             "slopes": {
                 name: fit_slope(values[self.soak.warmup :])
+                for name, values in self.series.items()
+            },
+            "slope_errors": {
+                name: fit_line(values[self.soak.warmup :]).stderr
                 for name, values in self.series.items()
             },
         }
@@ -137,17 +172,18 @@ def soak_findings(run: SoakRun, site: Site) -> list[Leak]:
     lines = []
     failing = []
     for name, values in run.series.items():
-        fitted = values[soak.warmup :]
-        slope = fit_slope(fitted)
+        fit = fit_line(values[soak.warmup :])
+        slope = fit.slope
         limit = soak.max_memory_slope if name == "pss" else soak.max_slope
         level = values[soak.warmup - 1] if soak.warmup else values[0]
         line = (
-            f"{SERIES[name]}: {_rate(name, slope)} per repetition, from "
+            f"{SERIES[name]}: {_rate(name, slope)} per repetition "
+            f"(standard error {_rate(name, fit.stderr)}), from "
             f"{_level(name, level)} after the warm-up to {_level(name, values[-1])}"
             f" (limit {_rate(name, limit)})"
         )
         lines.append(line)
-        if slope > limit:
+        if fit.grows(limit):
             failing.append((name, slope, limit, level))
     if not failing:
         return []
@@ -162,6 +198,8 @@ def soak_findings(run: SoakRun, site: Site) -> list[Leak]:
     details = (
         f"{soak.repeat} repetitions in one browser, {soak.warmup} of them warm-up",
         *lines,
+        f"a series fails when its slope is above the limit and above "
+        f"{SIGNIFICANCE:g} standard errors",
         "a cache that fills once stops growing after the warm-up; raise "
         "soak_warmup if it needs longer, or the limits with soak_max_slope and "
         "soak_max_memory_slope",

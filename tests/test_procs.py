@@ -373,6 +373,28 @@ def test_repeat_option_runs_function_n_times(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_async_soak_leaking_pages_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_async_soak="""
+        import pytest
+
+        @pytest.mark.asyncio(loop_scope="session")
+        @pytest.mark.ctxleak(repeat=6, soak_warmup=1)
+        async def test_leaks_page(ctxleak_async_browser):
+            await ctxleak_async_browser.new_page()
+        """
+    )
+    result = run(pytester, "-p", "asyncio")
+    assert result.ret == 1, result.stdout.str()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "ctxleak: soak: open pages grew by 1.00 per repetition over "
+            "repetitions 2 to 6, above the limit of 0.50*",
+        ]
+    )
+
+
 def test_soak_failing_repetition_named(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_third="""

@@ -18,7 +18,7 @@ from pytest_ctxleak.procs import (
 )
 from pytest_ctxleak.settings import Soak
 from pytest_ctxleak.sites import Site
-from pytest_ctxleak.soak import SoakRun, fit_slope, soak_findings
+from pytest_ctxleak.soak import SoakRun, fit_line, fit_slope, soak_findings
 
 MIB = 1024**2
 
@@ -232,6 +232,29 @@ def _run(series: dict[str, list[float]], repeat: int, warmup: int) -> SoakRun:
     return run
 
 
+def test_fit_line_exact_series_has_no_error() -> None:
+    fit = fit_line([2, 4, 6, 8])
+    assert fit.slope == pytest.approx(2.0)
+    assert fit.stderr == pytest.approx(0.0)
+    assert fit.grows(0.5)
+
+
+def test_fit_line_scatter_is_not_growth() -> None:
+    # Summed PSS of a correct function, in MiB, from a real soak run.
+    scatter = [206.9, 208.5, 272.5, 204.7, 195.7, 253.8, 222.1, 213.7, 213.8, 212.2]
+    fit = fit_line(scatter)
+    assert fit.stderr > 0
+    assert not fit.grows(0.5)
+
+
+def test_fit_line_steady_growth_with_scatter_grows() -> None:
+    noise = [3.0, -4.0, 5.0, -2.0, 0.0, 4.0, -5.0, 2.0, -3.0, 1.0]
+    values = [100 + 11 * index + jitter for index, jitter in enumerate(noise)]
+    fit = fit_line(values)
+    assert fit.slope == pytest.approx(11, abs=1.5)
+    assert fit.grows(2.0)
+
+
 def test_soak_flags_page_per_repetition() -> None:
     run = _run({"pages": [1, 2, 3, 4, 5, 6, 7, 8, 9]}, repeat=9, warmup=3)
     findings = soak_findings(run, Site(()))
@@ -248,9 +271,10 @@ def test_soak_passes_cache_filled_in_warmup() -> None:
 
 
 def test_soak_warmup_hides_early_growth() -> None:
-    pss = [100 * MIB, 150 * MIB, 160 * MIB, 160 * MIB, 161 * MIB, 160 * MIB]
-    assert soak_findings(_run({"pss": pss}, 6, 2), Site(())) == []
-    assert soak_findings(_run({"pss": pss}, 6, 0), Site(())) != []
+    # A cache that grows by 20 MiB per call for six calls, then stays full.
+    pss = [(100 + 20 * min(index, 5)) * MIB for index in range(12)]
+    assert soak_findings(_run({"pss": pss}, 12, 6), Site(())) == []
+    assert soak_findings(_run({"pss": pss}, 12, 0), Site(())) != []
 
 
 def test_soak_memory_slope_in_bytes() -> None:
@@ -281,4 +305,5 @@ def test_soak_figures_are_plain_data() -> None:
     figures = run.figures()
     assert figures["series"] == {"pages": [1, 2, 3, 4]}
     assert figures["slopes"] == {"pages": pytest.approx(1.0)}
+    assert figures["slope_errors"] == {"pages": pytest.approx(0.0)}
     assert figures["warmup"] == 1
