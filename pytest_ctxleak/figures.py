@@ -14,7 +14,7 @@ Keys, each written by one part of the plugin:
   ``utility``, ``other``). Written by ``limits`` for every test during which a
   browser launched on this machine was running, unless ``--ctxleak-measure=off``.
   "Before" is the start of the test's window, or right after the launch for a
-  browser launched during it; "after" is the end of the window, before the leak
+  browser launched during it. "After" is the end of the window, before the leak
   check closes what the test left open.
 - ``pss_before`` and ``pss_after`` (int, bytes): the same browsers' memory as
   summed PSS (USS for a process without PSS). Written only when memory was

@@ -2,7 +2,8 @@
 
 The hooks here measure the local browsers' process trees (see ``procs``) at the
 start of each test's window, or right after launch for a browser launched during
-it, and again at its end, before the leak check closes what the test left open.
+it. They measure again at the window's end, before the leak check closes what the
+test left open.
 Process counts are measured by default; memory (summed PSS) costs a read of every
 process's page tables, so it is measured only when ``--ctxleak-measure=memory``, a
 memory limit or soak mode asks for it. At the end of the run they report browsers
@@ -201,7 +202,7 @@ def close_window(item: pytest.Item) -> None:
     try:
         window.findings = _judge(item, hooks, window)
     except Exception:  # measuring must never crash the run
-        logger.exception("ctxleak could not measure the browsers of %s", item.nodeid)
+        logger.exception("measuring the browsers of %s failed", item.nodeid)
 
 
 def findings(item: pytest.Item) -> list[Leak]:

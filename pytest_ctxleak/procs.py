@@ -2,8 +2,9 @@
 
 A leaked context shows on the machine as renderer processes and memory that never go
 away. This module finds each launched browser's process tree, counts its processes
-by type and sums their memory as PSS, reports browsers and defunct processes left
-at the end of a run, and redacts secrets from command lines before they are shown.
+by type and sums their memory as PSS. It also finds browsers and defunct processes
+left at the end of a run, and redacts secrets from command lines before they are
+shown.
 
 It uses psutil only. Summed RSS is never the figure: every Chromium process maps the
 same binary and shared memory, so RSS counts those pages once per process. PSS
@@ -235,6 +236,16 @@ class ProcessTracker:
         return descendant_pids()
 
     def after_launch(
+        self, method: str, watched: Watched, before: object, user_data_dir: Any
+    ) -> None:
+        try:
+            self._note_launch(method, watched, before, user_data_dir)
+        except Exception:  # the user's launch succeeded; measuring is secondary
+            logger.exception(
+                "finding the processes of the browser from %s failed", method
+            )
+
+    def _note_launch(
         self, method: str, watched: Watched, before: object, user_data_dir: Any
     ) -> None:
         if method in ("connect", "connect_over_cdp"):

@@ -33,8 +33,9 @@ SERIES = {
 
 
 # A slope fails only when it is also this many standard errors above zero, so that
-# samples scattered around a flat level do not fail by chance. Summed PSS scatters
-# by tens of MiB between samples as renderers start and exit.
+# samples scattered around a flat level do not fail by chance. In the tests here,
+# summed PSS scattered by up to 100 MiB between samples as renderers started and
+# exited.
 SIGNIFICANCE = 3.0
 
 

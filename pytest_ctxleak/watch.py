@@ -138,8 +138,8 @@ class Watch:
     # The holder for objects recorded where no holder is set, such as popups,
     # whose event handlers run in Playwright's dispatcher: the running test.
     fallback_holder: Holder | None = None
-    # Told before and after every launch and connect; None when nobody measures
-    # browser processes.
+    # Called before and after every launch and connect. None unless browser
+    # processes are measured.
     launch_observer: LaunchObserver | None = None
 
     def install(self) -> None:

@@ -216,6 +216,36 @@ def test_figures_count_processes_by_default(pytester: pytest.Pytester) -> None:
     assert recorded["test_first"]["processes_before"]["browser"] == 1  # type: ignore[index]
 
 
+def test_persistent_context_tree_found(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FIGURES_CONFTEST)
+    pytester.makepyfile(
+        test_persistent="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def persistent(ctxleak_playwright, ctxleak_launch_options, tmp_path_factory):
+            folder = tmp_path_factory.mktemp("profile")
+            context = ctxleak_playwright.chromium.launch_persistent_context(
+                str(folder), **ctxleak_launch_options
+            )
+            yield context
+            context.close()
+
+        def test_first(persistent):
+            persistent.pages[0].goto("about:blank")
+
+        def test_second(persistent):
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == 0, result.stdout.str()
+    second = figures(pytester)["test_second"]
+    assert second["processes_before"]["browser"] == 1  # type: ignore[index]
+    assert second["processes_after"]["browser"] == 1  # type: ignore[index]
+    assert second["processes_after"]["renderer"] >= 1  # type: ignore[index]
+
+
 def test_figures_sum_pss_when_asked(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(FIGURES_CONFTEST)
     pytester.makepyfile(
