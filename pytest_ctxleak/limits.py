@@ -147,6 +147,8 @@ class ProcessHooks:
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter
     ) -> None:
+        # NOTE: not tried under pytest-xdist, whose workers launch the browsers
+        # while the summary is written by the controller.
         if self.settings.measure == "off":
             return
         found = wait_for_leftovers(

@@ -303,6 +303,9 @@ class Soak(NamedTuple):
     warmup: int = 0  # repetitions left out of the fitted slope
     max_slope: float = DEFAULT_SOAK_SLOPE  # contexts, pages, renderers per repetition
     max_memory_slope: int = DEFAULT_SOAK_MEMORY_SLOPE  # bytes per repetition
+    # The warm-up as configured, or None for a third of the repetitions; a marker
+    # that changes repeat recomputes the default from its own count.
+    configured_warmup: int | None = None
 
 
 class TestSettings(NamedTuple):
@@ -410,6 +413,7 @@ def validate_soak(
     repeat: int, warmup: int | None, max_slope: float, memory_slope: int, source: str
 ) -> Soak:
     """Check that a soak leaves enough repetitions after its warm-up to fit."""
+    configured = warmup
     if warmup is None:
         warmup = repeat // 3
     if repeat > 1 and repeat - warmup < MIN_SOAK_POINTS:
@@ -418,7 +422,7 @@ def validate_soak(
             f"leaves {max(repeat - warmup, 0)} repetitions to fit a slope on; raise "
             f"repeat or lower soak_warmup so that at least {MIN_SOAK_POINTS} remain"
         )
-    return Soak(repeat, warmup, max_slope, memory_slope)
+    return Soak(repeat, warmup, max_slope, memory_slope, configured)
 
 
 def validate_browser_path(value: object, source: str) -> str:
@@ -664,7 +668,7 @@ def _marker_soak(values: dict[str, object], run: Soak, source: str) -> Soak:
         repeat = validate_repeat(
             _marker_int("repeat", values["repeat"], source), source
         )
-    warmup: int | None = None if "repeat" in values else run.warmup
+    warmup = run.configured_warmup
     if "soak_warmup" in values:
         raw = _marker_int("soak_warmup", values["soak_warmup"], source)
         warmup = validate_count("soak_warmup", raw, source)

@@ -626,6 +626,13 @@ def test_remote_browser_not_measured(pytester: pytest.Pytester) -> None:
             "repeat=4 with soak_warmup=2 leaves 2 repetitions to fit a slope on; *",
         ),
         (
+            ("--ctxleak-soak-warmup=4",),
+            "",
+            "repeat=6",
+            "ERROR: invalid soak from @pytest.mark.ctxleak on test_bad.py::test_x: "
+            "repeat=6 with soak_warmup=4 leaves 2 repetitions to fit a slope on; *",
+        ),
+        (
             ("--ctxleak-measure=everything",),
             "",
             "",
