@@ -222,7 +222,8 @@ class ProcessTracker:
     which starts the browser, so both are descendants.
     """
 
-    # watch id -> tree, for browsers launched on this machine, open or not.
+    # watch id -> tree, for browsers launched on this machine whose main process
+    # was running when last looked at.
     trees: dict[int, BrowserTree] = field(default_factory=dict)
     # watch id -> method, for browsers reached through connect or
     # connect_over_cdp; they run elsewhere and have no local tree.
@@ -287,8 +288,18 @@ class ProcessTracker:
             self.on_launch(tree)
 
     def live_trees(self) -> list[BrowserTree]:
-        """Return the trees whose main process still runs."""
-        return [tree for tree in self.trees.values() if tree.root() is not None]
+        """Return the trees whose main process still runs, and forget the others.
+
+        A main process that exited cannot come back, because a new process with
+        its pid has another start time.
+        """
+        live = []
+        for key, tree in list(self.trees.items()):
+            if tree.root() is None:
+                del self.trees[key]
+            else:
+                live.append(tree)
+        return live
 
     def sample(self, trees: list[BrowserTree], memory: bool) -> Sample:
         """Count the processes of ``trees`` by type and, if asked, sum their PSS."""
