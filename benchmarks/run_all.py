@@ -38,6 +38,7 @@ BENCHMARKS = [
     "bench_suite.py",
     "bench_load.py",
     "bench_watch.py",
+    "bench_procs.py",
 ]
 
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"

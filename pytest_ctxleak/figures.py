@@ -10,10 +10,24 @@ Keys, each written by one part of the plugin:
 - ``peak_contexts`` and ``peak_pages`` (int): the most contexts and pages the
   test held open at once.
 - ``processes_before`` and ``processes_after`` (dict of process type to count):
-  the browsers' processes by type (``browser``, ``renderer``, ``gpu``,
-  ``utility``, ``other``), where they were measured.
-- ``pss_before`` and ``pss_after`` (int, bytes): the browsers' memory, where it
-  was measured.
+  the local browsers' processes by type (``browser``, ``renderer``, ``gpu``,
+  ``utility``, ``other``). Written by ``limits`` for every test during which a
+  browser launched on this machine was running, unless ``--ctxleak-measure=off``.
+  "Before" is the start of the test's window, or right after the launch for a
+  browser launched during it. "After" is the end of the window, before the leak
+  check closes what the test left open.
+- ``pss_before`` and ``pss_after`` (int, bytes): the same browsers' memory as
+  summed PSS (USS for a process without PSS). Written only when memory was
+  measured: ``--ctxleak-measure=memory``, a memory limit or soak mode.
+- ``unmeasured_browsers`` (int): browsers reached through ``connect`` or
+  ``connect_over_cdp`` so far in the run. They run elsewhere, so the figures
+  above leave them out. Written only when there is one.
+- ``soak`` (dict): soak mode's record. ``repetitions`` and ``warmup`` (int), as
+  set; ``done`` (int), the repetitions that returned; ``series`` (dict of series
+  name to a list with one value per repetition: ``contexts`` and ``pages`` open,
+  ``renderers`` and ``pss`` in bytes, the last two only with a local browser);
+  ``slopes`` and ``slope_errors`` (dict of series name to the least-squares
+  slope per repetition after the warm-up, and its standard error).
 """
 
 from __future__ import annotations

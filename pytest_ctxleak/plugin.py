@@ -20,7 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pytest_ctxleak import fixtures
+from pytest_ctxleak import fixtures, limits
 from pytest_ctxleak.holders_async import with_holder
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import holding, open_pools
@@ -100,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Installed in every mode: a marker can turn the check on for one test, and the
     # wrappers only record.
     state.watch.install()
+    limits.configure(config, state.watch)
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
     # The async fixtures go to pytest-asyncio when it is active, else to anyio:
@@ -304,6 +305,7 @@ def ctxleak_window(request: pytest.FixtureRequest) -> Iterator[None]:
     the browser or the pool the test leaked from, which would hide the leak.
     """
     yield
+    limits.close_window(request.node)
     state = request.config.stash.get(STATE_KEY, None)
     window = state.window if state is not None else None
     if state is None or window is None or window.nodeid != request.node.nodeid:
@@ -360,7 +362,7 @@ def pytest_runtest_makereport(
         return report
     try:
         own = window.judged if window.judged is not None else judge(state, window)
-        leaks = own + fixture_findings(state)
+        leaks = limits.findings(item) + own + fixture_findings(state)
         problems = close_problems(window)
     except Exception as error:  # the check must never crash the run
         logger.exception("ctxleak could not check %s", item.nodeid)

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import playwright.async_api as async_api
 import playwright.sync_api as sync_api
@@ -56,6 +56,25 @@ _CREATORS = (
 )
 
 
+# Methods that start a browser process on this machine, or reach a remote one.
+LAUNCHERS = frozenset({"launch", "launch_persistent_context"})
+CONNECTORS = frozenset({"connect", "connect_over_cdp"})
+
+
+class LaunchObserver(Protocol):
+    """Told about every launch and connect, to find the browser's processes."""
+
+    def before_launch(self) -> object:
+        """Return what ``after_launch`` needs to tell new processes from old."""
+
+    def after_launch(
+        self, method: str, watched: Watched, before: object, user_data_dir: Any
+    ) -> None:
+        """Note the browser that ``method`` launched or connected to.
+
+        ``user_data_dir`` is the profile folder of launch_persistent_context."""
+
+
 @dataclass(eq=False)
 class Watched:
     """One browser, context or page, with its creation site and holder."""
@@ -83,6 +102,13 @@ class Watched:
         if self.kind == BROWSER:
             return f"browser {_safe_attribute(self.obj, 'version')}".rstrip()
         return "context"
+
+
+def _user_data_dir(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Return the profile folder given to launch_persistent_context, else None."""
+    if name != "launch_persistent_context":
+        return None
+    return args[0] if args else kwargs.get("user_data_dir")
 
 
 def _safe_url(page: Any) -> str:
@@ -120,6 +146,9 @@ class Watch:
     # the kinds in ``open`` once every close has been noticed.
     open_counts: dict[str, int] = field(default_factory=dict)
     peaks: dict[str, int] = field(default_factory=dict)
+    # Called before and after every launch and connect. None unless browser
+    # processes are measured.
+    launch_observer: LaunchObserver | None = None
 
     def install(self) -> None:
         """Wrap Playwright's creating methods. Calling it twice changes nothing."""
@@ -128,7 +157,7 @@ class Watch:
         for cls, name, kind in _CREATORS:
             original = cls.__dict__[name]
             self._originals.append((cls, name, original))
-            setattr(cls, name, self._wrap(original, kind))
+            setattr(cls, name, self._wrap(original, kind, name))
 
     def uninstall(self) -> None:
         """Restore Playwright's methods."""
@@ -136,16 +165,25 @@ class Watch:
             setattr(cls, name, original)
         self._originals.clear()
 
-    def _wrap(self, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    def _wrap(
+        self, original: Callable[..., Any], kind: str, name: str
+    ) -> Callable[..., Any]:
         watch = self
+        starts = name in LAUNCHERS or name in CONNECTORS
         if inspect.iscoroutinefunction(original):
 
             @functools.wraps(original)
             async def async_creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True
                 site = capture_site(WATCH_DEPTH)
+                observer = watch.launch_observer if starts else None
+                before = observer.before_launch() if observer is not None else None
                 created = await original(owner, *args, **kwargs)
-                watch.record(kind, created, site, owner)
+                watched = watch.record(kind, created, site, owner)
+                if observer is not None:
+                    observer.after_launch(
+                        name, watched, before, _user_data_dir(name, args, kwargs)
+                    )
                 return created
 
             return async_creator
@@ -154,8 +192,14 @@ class Watch:
         def creator(owner: Any, *args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
             site = capture_site(WATCH_DEPTH)
+            observer = watch.launch_observer if starts else None
+            before = observer.before_launch() if observer is not None else None
             created = original(owner, *args, **kwargs)
-            watch.record(kind, created, site, owner)
+            watched = watch.record(kind, created, site, owner)
+            if observer is not None:
+                observer.after_launch(
+                    name, watched, before, _user_data_dir(name, args, kwargs)
+                )
             return created
 
         return creator

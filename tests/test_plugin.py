@@ -520,7 +520,8 @@ def test_invalid_env_browser_path_names_variable(
             "ctxleak(max_context=2)",
             "ERROR: unknown argument 'max_context' from @pytest.mark.ctxleak on "
             "test_marked.py::test_marked: expected one of max_contexts, check, mode, "
-            "context_options, allow",
+            "context_options, allow, max_memory, max_memory_growth, max_renderers, "
+            "repeat, soak_warmup, soak_max_slope, soak_max_memory_slope",
         ),
         (
             "ctxleak(2)",
