@@ -80,6 +80,9 @@ class RunState:
     fixture_leaks: list[LeakedLease] = field(default_factory=list)
     # Leases found outstanding when a test started, each described once.
     dirty_on_entry: dict[tuple[int, int], str] = field(default_factory=dict)
+    # Objects that an earlier test's task or thread created after that test ended,
+    # found and closed at a later test's end. They fail the run, not that test.
+    late_leaks: int = 0
     # Holder tokens of fixtures whose teardown is running, by id(fixturedef).
     teardown_holders: dict[int, Token[Holder]] = field(default_factory=dict)
 
@@ -106,7 +109,7 @@ def note_object_on_entry(
     if watched.allowed or allowed(watched, allow):
         return
     key = (-1, watched.watch_id)
-    if key in state.dirty_on_entry:
+    if key in state.dirty_on_entry or (-2, watched.watch_id) in state.dirty_on_entry:
         return
     text = (
         f"a {watched.describe()} created at {watched.site.location()} by "
@@ -191,15 +194,61 @@ def judge(state: RunState, window: Window) -> list[Leak]:
                 outside, window.outside_at_start, cap, site, where, "context creation"
             )
         )
-    objects = leaked_objects(
-        state,
-        lambda watched: (
+
+    def opened_in_window(watched: Watched) -> bool:
+        return (
             watched.watch_id not in window.watch_baseline
             and not wider_fixture(watched.holder)
             and not allowed(watched, window.settings.allow)
+        )
+
+    objects = leaked_objects(
+        state,
+        lambda watched: (
+            opened_in_window(watched)
+            and test_of(watched.holder) in (None, window.nodeid)
+        ),
+    )
+    note_late_leaks(
+        state,
+        window.nodeid,
+        leaked_objects(
+            state,
+            lambda watched: (
+                opened_in_window(watched)
+                and test_of(watched.holder) not in (None, window.nodeid)
+            ),
         ),
     )
     return lease_leaks(leaked) + object_leaks(objects) + over_cap
+
+
+def test_of(holder: Holder) -> str | None:
+    """Return the node id of the test that ``holder`` belongs to, if it is one."""
+    if holder.kind == "test":
+        return holder.name
+    if holder.kind == "fixture" and holder.scope == "function":
+        return str(holder.key)
+    return None
+
+
+def note_late_leaks(state: RunState, nodeid: str, objects: list[LeakedObject]) -> None:
+    """Record objects made for an earlier test after it ended, such as by its task.
+
+    The test that was running did not make them, so they do not fail it. They are
+    the earlier test's leak, which has been reported already, so they fail the run.
+    """
+    for leaked in objects:
+        watched = leaked.watched
+        text = (
+            f"a {watched.describe()} created at {watched.site.location()} for "
+            f"{watched.holder.describe()}, after that test ended, was still open "
+            f"when {nodeid} ended; it is the earlier test's leak "
+            f"(reclaimed: {leaked.reclaimed})"
+        )
+        logger.warning("%s", text)
+        state.dirty_on_entry[(-2, watched.watch_id)] = text
+        state.late_leaks += 1
 
 
 def fixture_findings(state: RunState) -> list[Leak]:

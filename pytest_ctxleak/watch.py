@@ -158,6 +158,9 @@ class Watch:
             original = cls.__dict__[name]
             self._originals.append((cls, name, original))
             setattr(cls, name, self._wrap(original, kind, name))
+        start = threading.Thread.__dict__["start"]
+        self._originals.append((threading.Thread, "start", start))
+        setattr(threading.Thread, "start", _start_with_holder(start))  # noqa: B010
 
     def uninstall(self) -> None:
         """Restore Playwright's methods."""
@@ -218,6 +221,8 @@ class Watch:
         if parent is not None and parent.obj is not owner:
             parent = None
         holder = current_holder()
+        if holder.kind == "code":
+            holder = getattr(threading.current_thread(), _THREAD_HOLDER, holder)
         if holder.kind == "code" and self.fallback_holder is not None:
             holder = self.fallback_holder
         watched = Watched(next(self._ids), kind, obj, site, holder, parent)
@@ -287,6 +292,31 @@ class Watch:
             else:
                 found.append(watched)
         return found
+
+
+# The attribute of a Thread that holds the holder of the code that started it.
+_THREAD_HOLDER = "_ctxleak_holder"
+
+
+def _start_with_holder(start: Callable[..., None]) -> Callable[..., None]:
+    """Wrap Thread.start so that the new thread knows the holder that started it.
+
+    A thread starts with an empty contextvars context, so without this a browser
+    that a test's thread opens would belong to whichever test is running then.
+    """
+
+    @functools.wraps(start)
+    def start_with_holder(thread: threading.Thread) -> None:
+        holder = current_holder()
+        # A thread pool's worker runs the tasks of whichever test submits them,
+        # so it keeps no holder, and its objects belong to the running test.
+        target = getattr(thread, "_target", None)
+        pooled = getattr(target, "__module__", "") == "concurrent.futures.thread"
+        if holder.kind != "code" and not pooled:
+            setattr(thread, _THREAD_HOLDER, holder)
+        start(thread)
+
+    return start_with_holder
 
 
 def is_closed(watched: Watched) -> bool:

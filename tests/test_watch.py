@@ -748,3 +748,86 @@ def test_page_opened_after_release_caught(pytester: pytest.Pytester) -> None:
             "test_a_keeps_context",
         ]
     )
+
+
+def test_thread_leak_blamed_on_starting_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_thread="""
+        import threading
+
+        from playwright.sync_api import sync_playwright
+
+        state = {"go": threading.Event(), "made": threading.Event(),
+                 "stop": threading.Event()}
+
+        def test_a_starts_thread(ctxleak_launch_options):
+            def work():
+                state["go"].wait(30)
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(**ctxleak_launch_options)
+                    state["made"].set()
+                    state["stop"].wait(30)
+                    browser.close()
+
+            state["thread"] = threading.Thread(target=work, daemon=True)
+            state["thread"].start()
+
+        def test_b_waits_only():
+            state["go"].set()
+            assert state["made"].wait(30)
+
+        def test_c_stops_thread():
+            state["stop"].set()
+            state["thread"].join(30)
+        """
+    )
+    result = run(pytester, "-rA")
+    assert result.ret == 1
+    result.assert_outcomes(passed=3)
+    output = result.stdout.str()
+    assert "ERROR at teardown" not in output
+    assert "started; it is the previous holder's leak" not in output
+    result.stdout.fnmatch_lines(
+        [
+            "*a browser* created at test_thread.py:12 in work for test "
+            "test_thread.py::test_a_starts_thread, after that test ended, was still "
+            "open when test_thread.py::test_b_waits_only ended; it is the earlier "
+            "test's leak*"
+        ]
+    )
+
+
+def test_task_leak_blamed_on_spawning_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
+    pytester.makepyfile(
+        test_task="""
+        import asyncio
+
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="session")
+        state = {}
+
+        async def test_a_spawns_task(ctxleak_async_browser):
+            async def later():
+                await asyncio.sleep(0.2)
+                state["context"] = await ctxleak_async_browser.new_context()
+
+            state["task"] = asyncio.get_running_loop().create_task(later())
+
+        async def test_b_waits_only():
+            await state["task"]
+        """
+    )
+    result = run(pytester, "-rA")
+    assert result.ret == 1
+    result.assert_outcomes(passed=2)
+    assert "ERROR at teardown" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*a context created at test_task.py:11 in later for test "
+            "test_task.py::test_a_spawns_task, after that test ended, was still open "
+            "when test_task.py::test_b_waits_only ended; it is the earlier test's "
+            "leak (reclaimed: closed)*"
+        ]
+    )
