@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import enum
 import itertools
+import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pytest_ctxleak.errors import LeaseError, PoolClosedError, PoolExhaustedError
 from pytest_ctxleak.sites import UNKNOWN_SITE, Site
+
+# The names pytest gives the fixtures that run xunit-style setup and teardown
+# functions, such as _xunit_setup_method_fixture_TestPages.
+_XUNIT_FIXTURE = re.compile(
+    r"_xunit_(?P<hook>setup)_(?P<kind>method|class|module|function)_fixture_"
+    r"(?P<owner>.+)"
+)
 
 
 class Holder(NamedTuple):
@@ -40,6 +48,10 @@ class Holder(NamedTuple):
 
     def describe(self) -> str:
         """Return the holder as a phrase for messages."""
+        xunit = _XUNIT_FIXTURE.fullmatch(self.name)
+        if self.kind == "fixture" and xunit is not None:
+            # pytest runs setup_method and its kin through fixtures of these names.
+            return f"{xunit['hook']}_{xunit['kind']} of {xunit['owner']}"
         if self.kind == "fixture":
             return f"{self.scope}-scoped fixture '{self.name}'"
         if self.kind == "test":

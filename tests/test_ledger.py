@@ -862,3 +862,31 @@ def test_second_close_of_entry_raises():
     with pytest.raises(ValueError, match="already closed"):
         ledger.closed(victim)
     assert ledger.occupied == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "scope", "described"),
+    [
+        (
+            "_xunit_setup_method_fixture_TestPages",
+            "function",
+            "setup_method of TestPages",
+        ),
+        ("_xunit_setup_class_fixture_TestPages", "class", "setup_class of TestPages"),
+        (
+            "_xunit_setup_module_fixture_test_shop",
+            "module",
+            "setup_module of test_shop",
+        ),
+        (
+            "_xunit_setup_function_fixture_test_shop",
+            "function",
+            "setup_function of test_shop",
+        ),
+        ("pooled_page", "function", "function-scoped fixture 'pooled_page'"),
+    ],
+)
+def test_holder_names_xunit_setup_as_written(
+    name: str, scope: str, described: str
+) -> None:
+    assert Holder("fixture", name, scope).describe() == described
