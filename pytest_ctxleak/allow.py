@@ -107,7 +107,10 @@ def _resolve(value: str, module: str, name: str, source: str) -> object:
     walked = module
     for part in name.split("."):
         owner = target
-        target = getattr(owner, part, _MISSING)
+        try:
+            target = getattr(owner, part, _MISSING)
+        except Exception:  # a module __getattr__ or descriptor that fails
+            target = _MISSING
         if target is _MISSING:
             raise _invalid(value, source, _missing(owner, walked, part))
         walked = f"{walked}{'.' if ':' in walked else ':'}{part}"
