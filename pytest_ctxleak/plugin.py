@@ -65,6 +65,8 @@ from pytest_ctxleak.verdict import (
     judge,
     leaked_objects,
     lease_key,
+    note_fixture_finalized,
+    note_fixture_set_up,
     note_lease_on_entry,
     note_object_on_entry,
     pool_contexts,
@@ -245,6 +247,7 @@ def pytest_fixture_setup(
     # in pytest_fixture_post_finalizer, which runs after the teardown.
     state = request.config.stash.get(STATE_KEY, None)
     if state is not None:
+        note_fixture_set_up(state, fixturedef, holder)
         fixturedef.addfinalizer(
             lambda: state.teardown_holders.setdefault(
                 id(fixturedef), set_holder(holder)
@@ -274,6 +277,7 @@ def pytest_fixture_post_finalizer(
     token = state.teardown_holders.pop(id(fixturedef), None)
     if token is not None:
         reset_holder(token)
+    note_fixture_finalized(state, fixturedef)
     if fixturedef.scope == "function" or state.settings.mode == "off":
         return
     for pool in pools_to_judge(state):

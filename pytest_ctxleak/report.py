@@ -123,6 +123,9 @@ def _object_group_leak(group: list[LeakedObject]) -> Leak:
     headline = f"{what} left open{by}; {where}"
     reclaimed = tuple(sorted({item.reclaimed for item in group}))
     details = (f"held by {holder.describe()}", *(f"reclaimed: {r}" for r in reclaimed))
+    hint = _nested_allow_hint(first)
+    if hint:
+        details += (hint,)
     title = f"{verb} at" if first.how == "created" else "its context created at"
     return Leak(
         headline,
@@ -133,6 +136,27 @@ def _object_group_leak(group: list[LeakedObject]) -> Leak:
         group_size=len(group),
         holder=holder.describe(),
         reclaimed=reclaimed,
+    )
+
+
+def _nested_allow_hint(watched: Watched) -> str:
+    """Name the allow rule for an object that a nested function created.
+
+    A nested function cannot be named in a rule on its own, so the hint names the
+    function it is defined in, which covers it.
+    """
+    holder = watched.holder
+    if holder.kind == "fixture" and holder.scope != "function":
+        return ""  # the fixture owns it and should close it in its teardown
+    top = watched.site.top
+    if top is None or watched.how != "created" or not top.module:
+        return ""
+    outer = top.enclosing_function()
+    if outer is None:
+        return ""
+    return (
+        f"created in a function nested in {outer}; if it stays open on purpose, "
+        f"allow it with the allow rule '{top.module}:{outer}'"
     )
 
 

@@ -8,17 +8,15 @@ came from, so a typo in CI configuration fails the run instead of switching a ch
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import os
-import re
-import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import pytest
 
+from pytest_ctxleak.allow import AllowRule as AllowRule
+from pytest_ctxleak.allow import validate_allow_rule
 from pytest_ctxleak.pool import (
     DEFAULT_ACQUIRE_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
@@ -26,7 +24,6 @@ from pytest_ctxleak.pool import (
 )
 from pytest_ctxleak.procs import SIZE_FORM, parse_size
 from pytest_ctxleak.signature import make_signature
-from pytest_ctxleak.sites import Site
 
 MODES = ("fail", "warn", "off")
 MEASURES = ("off", "processes", "memory")
@@ -47,11 +44,12 @@ MARKER_HELP = (
     "change the context leak check for one test. max_contexts is the most contexts "
     "the test may hold at once; check=False skips the check; mode is fail, warn or "
     "off; context_options are the new_context options of the pooled_* fixtures; "
-    "allow lists code ('module' or 'module:function') that may leave browsers, "
-    "contexts and pages open; max_memory, max_memory_growth and max_renderers limit "
-    "the browsers' PSS, its growth over the test and their renderer processes; "
-    "repeat runs the test function N times and fails when contexts, pages, "
-    "renderers or PSS grow per repetition after soak_warmup repetitions."
+    "allow lists code ('module', 'module:function' or 'module:Class.method') that "
+    "may leave browsers, contexts and pages open; max_memory, max_memory_growth "
+    "and max_renderers limit the browsers' PSS, its growth over the test and their "
+    "renderer processes; repeat runs the test function N times and fails when "
+    "contexts, pages, renderers or PSS grow per repetition after soak_warmup "
+    "repetitions."
 )
 
 
@@ -199,68 +197,6 @@ OPTIONS = (
         DEFAULT_SOAK_MEMORY_SLOPE,
     ),
 )
-
-
-class AllowRule(NamedTuple):
-    """Code allowed to leave browsers, contexts and pages open: a module, or one
-    function of it (``package.module`` or ``package.module:function``)."""
-
-    module: str
-    function: str | None
-    source: str
-
-    def matches(self, site: Site) -> bool:
-        """Tell whether any frame of ``site`` runs in the allowed code."""
-        for frame in site.frames:
-            in_module = frame.module == self.module or frame.module.startswith(
-                self.module + "."
-            )
-            if in_module and (self.function is None or frame.function == self.function):
-                return True
-        return False
-
-
-def validate_allow_rule(value: object, source: str) -> AllowRule:
-    """Parse one rule; a module or function that does not exist is an error."""
-    expected = "expected 'module' or 'module:function'"
-    if not isinstance(value, str) or not value.strip():
-        raise _usage("allow rule", value, source, expected)
-    module, _, function = value.strip().partition(":")
-    if not _MODULE_NAME.fullmatch(module) or (
-        function and not _MODULE_NAME.fullmatch(function)
-    ):
-        raise _usage("allow rule", value, source, expected)
-    if ":" in value and not function:
-        raise _usage("allow rule", value, source, expected)
-    loaded = sys.modules.get(module)
-    if loaded is None:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except Exception:  # a parent package that fails to import
-            found = False
-        if not found:
-            missing = f"no module named {module!r} can be imported"
-            raise _usage("allow rule", value, source, missing)
-        if function:
-            try:
-                loaded = importlib.import_module(module)
-            except Exception as error:
-                failed = f"importing {module!r} failed: {type(error).__name__}: {error}"
-                raise _usage("allow rule", value, source, failed) from None
-    if function and loaded is not None:
-        target: object = loaded
-        for part in function.split("."):
-            target = getattr(target, part, None)
-        if target is None:
-            missing = f"module {module!r} has no {function!r}"
-            raise _usage("allow rule", value, source, missing)
-        if not callable(target):
-            not_function = f"{module}:{function} is not a function or class"
-            raise _usage("allow rule", value, source, not_function)
-    return AllowRule(module, function.rsplit(".", 1)[-1] if function else None, source)
-
-
-_MODULE_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
 
 class Settings(NamedTuple):
@@ -470,8 +406,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         ALLOW_INI,
         "Code allowed to leave browsers, contexts and pages open, one rule a line: "
-        "'package.module' or 'package.module:function'. A rule that names no "
-        "importable module or function is an error.",
+        "'package.module', 'package.module:function' or "
+        "'package.module:Class.method'. A rule covers the code nested in what it "
+        "names. A rule that names no importable module, function or class is an "
+        "error.",
         type="linelist",
         default=[],
     )

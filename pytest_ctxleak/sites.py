@@ -1,8 +1,8 @@
 """Acquisition sites: where in the caller's code a lease was taken.
 
-Capturing a site walks raw frames and stores (file, line, function) triples. Source
-lines are read through linecache only when a site is formatted, so the cost on the
-acquire path stays at a few microseconds.
+Capturing a site walks raw frames and stores each one's file, line, function, module
+and qualified name. Source lines are read through linecache only when a site is
+formatted, so the cost on the acquire path stays at a few microseconds.
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ _MACHINERY_MARKERS = (
 
 DEFAULT_DEPTH = 6
 
+# The part of a qualified name that marks a function defined inside another, as in
+# ``factory.<locals>.make``.
+LOCALS = "<locals>"
+_NESTED = f".{LOCALS}."
+_COMPREHENSIONS = ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>")
+
 
 class Frame(NamedTuple):
     """One frame of an acquisition site."""
@@ -46,6 +52,9 @@ class Frame(NamedTuple):
     lineno: int
     function: str
     module: str = ""  # the frame's __name__, for allow rules
+    # The code's qualified name, as in ``Session.open`` or ``factory.<locals>.make``;
+    # empty where unknown. Allow rules and fixture ownership match on it.
+    qualname: str = ""
 
     def location(self) -> str:
         """Return ``file:line``, relative to the working directory when inside it."""
@@ -54,6 +63,22 @@ class Frame(NamedTuple):
     def source(self) -> str:
         """Return the stripped source line, or an empty string if it is unavailable."""
         return linecache.getline(self.filename, self.lineno).strip()
+
+    def enclosing_function(self) -> str | None:
+        """Return the qualified name of the outermost function this frame's code is
+        nested in, or None for code not nested in a function.
+
+        A comprehension or generator expression runs as a code object of its own
+        (``test_x.<locals>.<listcomp>`` before Python 3.12) but is part of the
+        function it is written in, so it does not count as nested.
+        """
+        qualname = self.qualname
+        head, found, tail = qualname.rpartition(_NESTED)
+        while found and tail in _COMPREHENSIONS:
+            qualname = head
+            head, found, tail = qualname.rpartition(_NESTED)
+        outer, found, _ = qualname.partition(_NESTED)
+        return outer if found else None
 
 
 class Site(NamedTuple):
@@ -128,6 +153,37 @@ def capture_site(depth: int = DEFAULT_DEPTH) -> Site:
         code = frame.f_code
         if not _is_machinery(code.co_filename):
             module = frame.f_globals.get("__name__", "")
-            frames.append(Frame(code.co_filename, frame.f_lineno, code.co_name, module))
+            if sys.version_info >= (3, 11):
+                qualname = code.co_qualname
+            else:
+                qualname = guess_qualname(frame)
+            frames.append(
+                Frame(code.co_filename, frame.f_lineno, code.co_name, module, qualname)
+            )
         frame = frame.f_back
     return Site(tuple(frames))
+
+
+def guess_qualname(frame: FrameType) -> str:
+    """Return a frame's qualified name where the code object does not store it.
+
+    A method is found by its first argument, ``self`` or ``cls``: the class in its
+    MRO whose attribute runs this very code object names it.
+
+    NOTE: Python 3.10 code objects have no co_qualname, so there a function nested
+    in another is named by its own name alone (``make``, not
+    ``factory.<locals>.make``): a rule naming the outer function does not cover it,
+    and objects it creates are not given to the fixture it is nested in.
+    """
+    code = frame.f_code
+    name = code.co_name
+    if code.co_argcount == 0 or code.co_varnames[0] not in ("self", "cls"):
+        return name
+    first = frame.f_locals.get(code.co_varnames[0])
+    cls = first if isinstance(first, type) else type(first)
+    for klass in cls.__mro__:
+        attribute = klass.__dict__.get(name)
+        function = getattr(attribute, "__func__", attribute)
+        if getattr(function, "__code__", None) is code:
+            return f"{klass.__qualname__}.{name}"
+    return name

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import Token
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pytest
 
+from pytest_ctxleak.allow import AllowRule
 from pytest_ctxleak.ledger import Holder, LeaseRecord
 from pytest_ctxleak.pool import PoolLike, open_pools
 from pytest_ctxleak.pool.base import describe_error
@@ -27,7 +29,8 @@ from pytest_ctxleak.report import (
     object_leaks,
     over_cap_leak,
 )
-from pytest_ctxleak.settings import AllowRule, Settings, TestSettings
+from pytest_ctxleak.settings import Settings, TestSettings
+from pytest_ctxleak.sites import LOCALS
 from pytest_ctxleak.watch import (
     CONTEXT,
     PAGE,
@@ -66,6 +69,14 @@ class Window:
     judged: list[Leak] | None = None
 
 
+class FixtureCode(NamedTuple):
+    """Where a wider-scoped fixture's nested functions are defined."""
+
+    module: str
+    prefix: str  # the fixture function's qualified name + ".<locals>."
+    holder: Holder
+
+
 @dataclass
 class RunState:
     """Run-wide state of the plugin, kept on ``config.stash``."""
@@ -85,6 +96,8 @@ class RunState:
     late_leaks: int = 0
     # Holder tokens of fixtures whose teardown is running, by id(fixturedef).
     teardown_holders: dict[int, Token[Holder]] = field(default_factory=dict)
+    # Wider-scoped fixtures set up and not yet finalized, by id(fixturedef).
+    fixture_code: dict[int, FixtureCode] = field(default_factory=dict)
 
     def on_new_pool(self, pool: PoolLike) -> None:
         if self.window is not None:
@@ -102,6 +115,7 @@ def note_object_on_entry(
     allow: tuple[AllowRule, ...],
 ) -> None:
     """Record a browser, context or page that an earlier test left open."""
+    adopt_nested(state, watched)
     if wider_fixture(watched.holder) or watched.holder.kind == "code":
         return
     if watched.page_owned:
@@ -266,6 +280,50 @@ def allowed(watched: Watched, rules: tuple[AllowRule, ...]) -> bool:
     return watched.allowed
 
 
+# A wider-scoped fixture often hands tests a factory, a function nested in the
+# fixture function that creates a context on first use and caches it for the
+# module or session. The object is created while a test runs, but the fixture owns
+# it and closes it in its teardown. So an object whose creation stack runs code
+# nested in an active wider-scoped fixture's function belongs to that fixture, like
+# a lease taken in its setup, and is judged when the fixture is finalized. Code
+# nested in a function-scoped fixture stays the test's.
+
+
+def note_fixture_set_up(
+    state: RunState, fixturedef: pytest.FixtureDef[object], holder: Holder
+) -> None:
+    """Record a wider-scoped fixture whose nested functions' objects it owns."""
+    if fixturedef.scope == "function":
+        return
+    module = getattr(fixturedef.func, "__module__", None)
+    qualname = getattr(fixturedef.func, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        prefix = f"{qualname}.{LOCALS}."
+        state.fixture_code[id(fixturedef)] = FixtureCode(module, prefix, holder)
+
+
+def note_fixture_finalized(
+    state: RunState, fixturedef: pytest.FixtureDef[object]
+) -> None:
+    """Give the fixture what its nested functions created, then forget the fixture."""
+    if id(fixturedef) not in state.fixture_code:
+        return
+    for watched in state.watch.open_objects():
+        adopt_nested(state, watched)
+    del state.fixture_code[id(fixturedef)]
+
+
+def adopt_nested(state: RunState, watched: Watched) -> None:
+    """Hand ``watched`` to the active wider-scoped fixture whose nested code made it."""
+    if not state.fixture_code or wider_fixture(watched.holder):
+        return
+    for frame in watched.site.frames:
+        for code in state.fixture_code.values():
+            if frame.module == code.module and frame.qualname.startswith(code.prefix):
+                watched.holder = code.holder
+                return
+
+
 def pool_contexts(state: RunState) -> set[int]:
     """Return the ids of every open pool's contexts, in use or idle."""
     owned: set[int] = set()
@@ -293,6 +351,8 @@ def leaked_objects(
     open_objects = state.watch.open_objects()
     if not open_objects:
         return []  # the usual case, which needs no walk over the pools' contexts
+    for watched in open_objects:
+        adopt_nested(state, watched)
     owned = pool_contexts(state)
     candidates = [
         watched

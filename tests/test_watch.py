@@ -332,10 +332,15 @@ def test_allow_rule_by_module_in_marker(pytester: pytest.Pytester) -> None:
     [
         (
             "crawler_helper:keep_open",
-            "no module named 'crawler_helper' can be imported",
+            "no module named 'crawler_helper' can be imported; check the spelling, "
+            "or add its directory to the pythonpath ini setting",
         ),
-        ("crawler_helpers:keep_opn", "module 'crawler_helpers' has no 'keep_opn'"),
-        ("crawler helpers", "expected 'module' or 'module:function'"),
+        (
+            "crawler_helpers:keep_opn",
+            "module 'crawler_helpers' has no 'keep_opn'; "
+            "did you mean 'crawler_helpers:keep_open'?",
+        ),
+        ("crawler helpers", "expected 'module' or 'module:name', *"),
     ],
 )
 def test_allow_rule_typo_is_usage_error(
@@ -524,7 +529,7 @@ def test_marker_fail_under_run_mode_off(pytester: pytest.Pytester) -> None:
     ("rule", "message"),
     [
         ("os.path:sep", "os.path:sep is not a function or class"),
-        ("os.path:", "expected 'module' or 'module:function'"),
+        ("os.path:", "expected 'module' or 'module:name'"),
     ],
 )
 def test_allow_rule_must_name_function(
