@@ -162,10 +162,87 @@ def render_ledger(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _machine_line(report: dict[str, Any]) -> list[str]:
+    """Describe the run of a benchmark that records less about its machine."""
+    seconds = report.get("wall_seconds", "?")
+    load = report.get("load_average") or report.get("load_average_before")
+    load_text = f", 1-minute load average {load[0]:.1f} at the end" if load else ""
+    return [
+        f"{seconds} s of wall time, exit status {report.get('exit_status', '?')}"
+        f"{load_text}.",
+        "",
+    ]
+
+
+def render_watch(report: dict[str, Any]) -> list[str]:
+    seconds = report["seconds"]
+    cpu = report["cpu_seconds"]
+    return [
+        *_machine_line(report),
+        f"{report['tests']} page tests, {report['rounds']} runs per mode.",
+        "",
+        "| figure | check on (`fail`) | check off (`off`) | overhead |",
+        "|---|---:|---:|---:|",
+        f"| median test (setup, call, teardown) | "
+        f"{report['median_test_ms_on']:.1f} ms | {report['median_test_ms_off']:.1f} ms "
+        f"| {report['test_overhead_percent']:+.1f}% |",
+        f"| median CPU time of a run | {report['median_cpu_on']:.2f} s "
+        f"| {report['median_cpu_off']:.2f} s "
+        f"| {report['cpu_overhead_percent']:+.1f}% |",
+        f"| median wall time of a run | {report['median_on']:.2f} s "
+        f"| {report['median_off']:.2f} s | {report['overhead_percent']:+.1f}% |",
+        "",
+        "Runs, check on: "
+        + ", ".join(
+            f"{wall:.1f} s ({used:.1f} s CPU)"
+            for wall, used in zip(seconds["fail"], cpu["fail"], strict=True)
+        )
+        + ". Check off: "
+        + ", ".join(
+            f"{wall:.1f} s ({used:.1f} s CPU)"
+            for wall, used in zip(seconds["off"], cpu["off"], strict=True)
+        )
+        + ".",
+    ]
+
+
+def render_procs(report: dict[str, Any]) -> list[str]:
+    calls = report["calls"]
+    lines = [
+        *_machine_line(report),
+        f"Median of {calls['calls_per_point']} calls on one browser's tree with N "
+        "pages open:",
+        "",
+        "| pages | renderers | count by type | p90 | count + sum PSS | p90 | PSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for pages, point in calls["by_pages"].items():
+        lines.append(
+            f"| {pages} | {point['process_counts'].get('renderer', 0)} "
+            f"| {point['processes_ms']:.2f} ms | {point['processes_p90_ms']:.2f} ms "
+            f"| {point['memory_ms']:.1f} ms | {point['memory_p90_ms']:.1f} ms "
+            f"| {point['pss_mib']:.0f} MiB |"
+        )
+    suite = report["suite"]
+    lines += [
+        "",
+        f"A suite of {suite['tests']} page tests, {suite['rounds']} runs per mode:",
+        "",
+        "| `--ctxleak-measure` | median test | median run |",
+        "|---|---:|---:|",
+    ]
+    for mode, median in suite["median_test_ms"].items():
+        run = suite["median_run_seconds"][mode]
+        lines.append(f"| `{mode}` | {median:.0f} ms | {run:.1f} s |")
+    return lines
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "overhead": render_overhead,
     "suite": render_suite,
     "ledger": render_ledger,
+    "watch": render_watch,
+    "procs": render_procs,
 }
 
 
