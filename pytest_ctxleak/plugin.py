@@ -20,7 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pytest_ctxleak import fixtures
+from pytest_ctxleak import fixtures, recovery
 from pytest_ctxleak.holders_async import with_holder
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import holding, open_pools
@@ -90,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
     state.watch.install()
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
+    if not config.pluginmanager.is_registered(recovery):
+        config.pluginmanager.register(recovery, "ctxleak-recovery")
     # The async fixtures go to pytest-asyncio when it is active, else to anyio:
     # one runner must own the session loop that the browser and pool live in.
     manager = config.pluginmanager

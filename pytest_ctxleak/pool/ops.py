@@ -41,6 +41,10 @@ UNRESTORABLE = frozenset(
 
 TRACKED_METHODS = (*RESTORABLE, *UNRESTORABLE)
 
+# Noted in a slot's ``touched`` when a page's renderer process crashed: the crashed
+# page cannot be used to clear storage, so the context is closed, not reused.
+CRASHED = "crashed"
+
 Call = tuple[str, dict[str, Any]]
 
 
@@ -71,7 +75,7 @@ def plan_reset(
         # NOTE: clearing storage would also drop the state the context was made
         # with, so such contexts are recycled instead of restored.
         return None
-    if touched & UNRESTORABLE or (origins and not has_pages):
+    if touched & UNRESTORABLE or CRASHED in touched or (origins and not has_pages):
         return None
     restore: list[Call] = [("clear_cookies", {})]
     if "offline" in touched:
