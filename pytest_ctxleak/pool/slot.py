@@ -77,6 +77,9 @@ class ContextSlot(Generic[ContextT]):
         self._guard_close()
         context.on("page", self._on_page)  # type: ignore[attr-defined]
         context.on("close", self._on_context_close)  # type: ignore[attr-defined]
+        # The context's event listeners now: the pool's and the watch's. A reset
+        # removes every listener a holder added, so none hears the next lease.
+        self._own_listeners = listeners_of(ops.impl(context))
 
     def _track(self, name: str) -> None:
         """Shadow one method on this context object to note that it was called.
@@ -176,12 +179,26 @@ class ContextSlot(Generic[ContextT]):
         )
 
     def mark_reset(self) -> None:
+        remove_listeners_except(ops.impl(self.context), self._own_listeners)
         self.touched.clear()
         self.origins.clear()
         self.page_owners.clear()
 
     def describe(self) -> str:
         return f"context #{self.entry.entry_id} ({self.signature.label})"
+
+
+def listeners_of(emitter: Any) -> dict[Any, list[Any]]:
+    """Return an event emitter's listeners by event."""
+    return {event: list(emitter.listeners(event)) for event in emitter.event_names()}
+
+
+def remove_listeners_except(emitter: Any, kept: dict[Any, list[Any]]) -> None:
+    """Remove every listener of ``emitter`` that is not in ``kept``."""
+    for event, listeners in listeners_of(emitter).items():
+        for listener in listeners:
+            if listener not in kept.get(event, ()):
+                emitter.remove_listener(event, listener)
 
 
 class LeaseBase(Generic[ContextT]):
