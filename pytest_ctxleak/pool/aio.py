@@ -156,6 +156,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
+        __tracebackhide__ = True
         require_browser(browser, Browser, "AsyncContextPool", "ContextPool")
         try:
             self._loop = asyncio.get_running_loop()
@@ -322,6 +323,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
 
     async def release(self, lease: AsyncLease) -> None:
         """Return a lease's context to this pool; the same as ``lease.release()``."""
+        __tracebackhide__ = True
         if not isinstance(lease, AsyncLease):
             raise TypeError(
                 f"release() takes an AsyncLease, got {type(lease).__qualname__}"

@@ -259,6 +259,7 @@ def require_browser(browser: object, expected: type, pool: str, twin: str) -> No
 
     A browser of the other API gets a hint naming ``twin``, the pool for that API.
     """
+    __tracebackhide__ = True
     if isinstance(browser, expected):
         return
     is_sync = expected.__module__.startswith("playwright.sync_api")
@@ -300,6 +301,7 @@ class PoolCore(Generic[ContextT]):
         acquire_timeout: float,
         close_timeout: float,
     ) -> None:
+        __tracebackhide__ = True
         self.ledger = Ledger(max_contexts)
         self.browser = browser
         self.acquire_timeout = validate_timeout("acquire_timeout", acquire_timeout)

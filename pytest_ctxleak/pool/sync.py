@@ -116,6 +116,7 @@ class ContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
+        __tracebackhide__ = True
         require_browser(browser, Browser, "ContextPool", "AsyncContextPool")
         # acquire_timeout is accepted so both pools take the same arguments, but a
         # sync acquire never waits for a slot (see the class docstring).
@@ -179,6 +180,7 @@ class ContextPool(PoolCore[BrowserContext]):
 
         Raises LeaseError for a lease of another pool or one already released.
         """
+        __tracebackhide__ = True
         if not isinstance(lease, Lease):
             raise TypeError(f"release() takes a Lease, got {type(lease).__qualname__}")
         self._release(lease._record, capture_site())
