@@ -71,6 +71,8 @@ class CtxleakWarning(pytest.PytestWarning):
 
 
 STATE_KEY = pytest.StashKey[RunState]()
+# The failed setup or call report of the running test, if any.
+FAILED_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -332,6 +334,13 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when != "teardown":
+        # A leak found at teardown of a test whose setup or call failed goes into
+        # that report as a section, after the test's own failure, so the leak
+        # never stands first or in its place.
+        if call.when == "setup" and FAILED_REPORT_KEY in item.stash:
+            del item.stash[FAILED_REPORT_KEY]  # left from an earlier attempt
+        if report.failed:
+            item.stash[FAILED_REPORT_KEY] = report
         return report
     state = item.config.stash[STATE_KEY]
     window = state.window
@@ -360,7 +369,7 @@ def pytest_runtest_makereport(
     if mode == "warn":
         _warn(item, report, text, leaks[0].site)
     else:
-        _fail(report, text, leaks[0].site)
+        _fail(item.stash.get(FAILED_REPORT_KEY, report), text, leaks[0].site)
     return report
 
 
