@@ -335,8 +335,8 @@ def pytest_runtest_makereport(
     report = yield
     if call.when != "teardown":
         # A leak found at teardown of a test whose setup or call failed goes into
-        # that report as a section, after the test's own failure, so the leak
-        # never stands first or in its place.
+        # that report as a section, after the test's own failure. The leak then
+        # never replaces the failure or is printed before it.
         if call.when == "setup" and FAILED_REPORT_KEY in item.stash:
             del item.stash[FAILED_REPORT_KEY]  # left from an earlier attempt
         if report.failed:

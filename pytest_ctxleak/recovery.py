@@ -26,7 +26,7 @@ logger = logging.getLogger("pytest_ctxleak")
 
 BROWSER_FIXTURE = "ctxleak_browser"
 
-# The session browser seen by the running test, so the report can say that it died
+# The session browser seen by the running test, so the report can tell that it died
 # during this test rather than before.
 _BROWSER_AT_SETUP = pytest.StashKey[Any]()
 

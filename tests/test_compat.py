@@ -128,8 +128,8 @@ def test_timeout_in_teardown_does_not_hang(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3, errors=1)
     output = result.stdout.str()
     assert "Timeout (>5.0s) from pytest-timeout" in output
-    # The fixture never reached its release, so the leak is real and named, with
-    # the fixture that took it; it is reported inside the timeout's error.
+    # The fixture never reached its release, so the leak is real. It is reported
+    # in the timeout's error, naming the fixture that took it.
     result.stdout.fnmatch_lines(
         [
             "*- ctxleak -*",

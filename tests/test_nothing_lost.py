@@ -126,6 +126,7 @@ def test_junit_keeps_every_report(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--junitxml=report.xml", "-o", "junit_family=xunit2")
     assert result.ret == 1
     tree = ElementTree.parse(pytester.path / "report.xml")  # valid XML, or raises
+
     cases: dict[str, list[ElementTree.Element]] = {}
     for case in tree.iter("testcase"):
         cases.setdefault(case.get("name", ""), []).append(case)
@@ -142,6 +143,8 @@ def test_junit_keeps_every_report(pytester: pytest.Pytester) -> None:
         "test_over_cap",
     ]
     assert sorted(cases) == sorted(expected)
+
+    # Every failure, error and skip carries a message.
     problems = {
         name: [child for case in found for child in case]
         for name, found in cases.items()
@@ -150,6 +153,7 @@ def test_junit_keeps_every_report(pytester: pytest.Pytester) -> None:
         for child in children:
             if child.tag in ("failure", "error", "skipped"):
                 assert child.get("message"), (name, child.tag)
+
     tags = {
         name: sorted({child.tag for child in children})
         for name, children in problems.items()
@@ -158,7 +162,8 @@ def test_junit_keeps_every_report(pytester: pytest.Pytester) -> None:
     assert "error" not in tags["test_passes"]
     assert "failure" in tags["test_fails"]
     assert "error" in tags["test_leaks"]
-    # Its leak is a section of its failure, which keeps its own message.
+    # The leak of a failed test is a section of its failure, which keeps its own
+    # message. is a section of its failure, which keeps its own message.
     assert "failure" in tags["test_fails_and_leaks"]
     assert "error" in tags["test_setup_error"]
     assert "error" in tags["test_leaks_outside_pool"]

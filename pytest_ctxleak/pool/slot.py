@@ -103,9 +103,9 @@ class ContextSlot(Generic[ContextT]):
         """Make ``context.close()`` on a leased context raise LeaseError.
 
         Other leases may share the context, and the pool would hand a closed
-        context to the next lease; releasing the lease is the way to give it up.
-        The pool itself closes contexts through the implementation object, so
-        this guard never stands in its way.
+        context to the next lease. Releasing the lease is the way to give it up.
+        The pool closes contexts through the implementation object, which the
+        guard does not wrap.
         """
         # NOTE: BrowserContext.close(context) through the class bypasses the
         # guard; the pool then finds the context dead and drops it.
