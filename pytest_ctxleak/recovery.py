@@ -2,11 +2,11 @@
 
 A renderer crash costs one page, but a browser that crashed, was killed or lost its
 connection takes every context and page with it. The session fixtures
-``ctxleak_browser`` and ``context_pool`` would keep handing the dead objects to
-every later test, and each of those would fail with the same secondary error. So
-before each test's fixtures are set up, a disconnected ``ctxleak_browser`` is
-finalized, together with every fixture that depends on it (``context_pool`` among
-them), and pytest creates them again for the test that asks for them.
+``ctxleak_browser`` and ``context_pool`` (or their async twins) would keep handing
+the dead objects to every later test, and each of those would fail with the same
+secondary error. So before each test's fixtures are set up, a disconnected session
+browser is finalized, together with every fixture that depends on it, and pytest
+creates them again for the test that requests them.
 
 When such a test fails, its report gets a section that names the fault: the
 session browser disconnected, or the renderer process of a pooled page crashed.
@@ -24,17 +24,18 @@ from pytest_ctxleak.pool import open_pools
 
 logger = logging.getLogger("pytest_ctxleak")
 
-BROWSER_FIXTURE = "ctxleak_browser"
+# The session browsers of the sync and the async fixtures.
+BROWSER_FIXTURES = ("ctxleak_browser", "ctxleak_async_browser")
 
-# The session browser seen by the running test, so the report can tell that it died
-# during this test rather than before.
-_BROWSER_AT_SETUP = pytest.StashKey[Any]()
+# The session browsers seen by the running test, by fixture name, so the report can
+# tell that one died during this test rather than before.
+_BROWSERS_AT_SETUP = pytest.StashKey[dict[str, Any]]()
 
 
-def _cached_browser(item: pytest.Item) -> tuple[Any, Any] | None:
-    """Return (fixture definition, browser) of a set-up ``ctxleak_browser``."""
+def _cached_browser(item: pytest.Item, name: str) -> tuple[Any, Any] | None:
+    """Return (fixture definition, browser) of a set-up session browser fixture."""
     info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs.get(BROWSER_FIXTURE) if info else None
+    definitions = info.name2fixturedefs.get(name) if info else None
     if not definitions:
         return None
     # The last definition is the one this item uses; earlier ones are overridden.
@@ -52,14 +53,18 @@ def _cached_browser(item: pytest.Item) -> tuple[Any, Any] | None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Finalize a disconnected session browser so the test gets a new one."""
     _take_crashes()  # crashes before this test are not its own
-    found = _cached_browser(item)
-    if found is None:
-        return
-    definition, browser = found
-    if not browser.is_connected():
+    seen: dict[str, Any] = {}
+    for name in BROWSER_FIXTURES:
+        found = _cached_browser(item, name)
+        if found is None:
+            continue
+        definition, browser = found
+        if browser.is_connected():
+            seen[name] = browser
+            continue
         logger.warning(
             "the session browser (%s) is disconnected; launching a new one for %s",
-            BROWSER_FIXTURE,
+            name,
             item.nodeid,
         )
         # NOTE: FixtureDef.finish() runs the fixture's finalizers, including those
@@ -67,8 +72,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         # it up again for this test. It is public on pytest.FixtureDef in pytest 8
         # and 9, but documented only as part of the fixture machinery.
         definition.finish(item._request)  # type: ignore[attr-defined]
-        return
-    item.stash[_BROWSER_AT_SETUP] = browser
+    item.stash[_BROWSERS_AT_SETUP] = seen
 
 
 @pytest.hookimpl(wrapper=True)
@@ -86,19 +90,22 @@ def pytest_runtest_makereport(
                 "pool closes that context instead of reusing it",
             )
         )
-    browser = item.stash.get(_BROWSER_AT_SETUP, None)
-    if browser is None:
-        found = _cached_browser(item)
-        browser = found[1] if found else None
-    if browser is not None and not browser.is_connected():
-        report.sections.append(
-            (
-                "ctxleak",
-                f"the session browser ({BROWSER_FIXTURE}) disconnected during this "
-                "test: it crashed, was killed or was closed. Its contexts are gone, "
-                "and the next test that needs it gets a new browser.",
+    at_setup = item.stash.get(_BROWSERS_AT_SETUP, None) or {}
+    browsers = dict(at_setup)
+    for name in BROWSER_FIXTURES:
+        found = _cached_browser(item, name)
+        if found is not None:
+            browsers.setdefault(name, found[1])
+    for name, browser in browsers.items():
+        if not browser.is_connected():
+            report.sections.append(
+                (
+                    "ctxleak",
+                    f"the session browser ({name}) disconnected during this test: "
+                    "it crashed, was killed or was closed. Its contexts are gone, "
+                    "and the next test that needs it gets a new browser.",
+                )
             )
-        )
     return report
 
 

@@ -310,3 +310,43 @@ def test_own_pool_after_browser_closed(ctxleak_playwright, ctxleak_launch_option
     )
     result.assert_outcomes(passed=3)
     assert_no_cascade(result)
+
+
+def test_async_browser_killed_mid_test(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_async_fault="""
+import pytest
+from conftest import chromium_processes
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+async def test_browser_dies(async_pooled_page, site):
+    await async_pooled_page.goto(site)
+    for process in chromium_processes():
+        process.kill()
+    await async_pooled_page.goto(site + "/again")
+
+async def test_next_page_works(async_pooled_page, site):
+    assert (await async_pooled_page.goto(site)).ok
+
+async def test_pool_recovered(ctxleak_async_browser, async_context_pool):
+    assert ctxleak_async_browser.is_connected()
+    async with async_context_pool.acquire(locale="de-DE") as lease:
+        page = await lease.new_page()
+        assert await page.evaluate("navigator.language") == "de-DE"
+    async_context_pool.ledger.check_invariants()
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "ctxleak", "-p", "no:cacheprovider", "-rA"
+    )
+    result.assert_outcomes(failed=1, passed=2)
+    assert_no_cascade(result)
+    result.stdout.fnmatch_lines(
+        [
+            "*- ctxleak -*",
+            "the session browser (ctxleak_async_browser) disconnected during this "
+            "test*",
+        ]
+    )
