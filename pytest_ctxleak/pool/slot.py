@@ -133,13 +133,14 @@ class ContextSlot(Generic[ContextT]):
         """Tell whether the context closed or its browser went away."""
         if self.dead:
             return True
-        try:
-            browser = self.context.browser  # type: ignore[attr-defined]
-            connected = browser is None or browser.is_connected()
-            closed = bool(ops.impl(self.context).is_closed())
-        except Exception:  # a dead connection: the context went with it
-            connected, closed = False, True
-        self.dead = closed or not connected
+        browser = self.context.browser  # type: ignore[attr-defined]
+        if browser is not None and not browser.is_connected():
+            self.dead = True
+        # The close event covers the rest; is_closed() also sees a close whose
+        # event was not delivered yet. Older Playwright versions lack it.
+        is_closed = getattr(ops.impl(self.context), "is_closed", None)
+        if is_closed is not None and is_closed():
+            self.dead = True
         return self.dead
 
     def _on_page(self, page: Any) -> None:
