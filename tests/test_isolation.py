@@ -249,6 +249,13 @@ PROBES = [
         reused=False,
     ),
     Probe(
+        "fake clock",
+        lambda lease, page, site: lease.context.clock.set_fixed_time(0),
+        lambda lease, page, site: page.evaluate("Date.now() > 1e12"),
+        True,
+        reused=False,
+    ),
+    Probe(
         "event listeners",
         _plant_listener,
         _look_listener,

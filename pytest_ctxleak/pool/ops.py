@@ -47,6 +47,22 @@ TRACKED_METHODS = (*RESTORABLE, *UNRESTORABLE)
 # page cannot be used to clear storage, so the context is closed, not reused.
 CRASHED = "crashed"
 
+# Noted when a holder used the context's fake clock (``context.clock``), which
+# Playwright cannot uninstall: the context is closed, not reused.
+CLOCK = "clock"
+CLOCK_METHODS = (
+    "install",
+    "fast_forward",
+    "pause_at",
+    "resume",
+    "run_for",
+    "set_fixed_time",
+    "set_system_time",
+)
+
+# Marks that make a context unusable for the next lease.
+RECYCLE_MARKS = frozenset({CRASHED, CLOCK})
+
 Call = tuple[str, dict[str, Any]]
 
 
@@ -77,7 +93,7 @@ def plan_reset(
         # NOTE: clearing storage would also drop the state the context was made
         # with, so such contexts are recycled instead of restored.
         return None
-    if touched & UNRESTORABLE or CRASHED in touched or (origins and not has_pages):
+    if touched & (UNRESTORABLE | RECYCLE_MARKS) or (origins and not has_pages):
         return None
     restore: list[Call] = [("clear_cookies", {})]
     if "offline" in touched:

@@ -74,6 +74,9 @@ class ContextSlot(Generic[ContextT]):
         self.hung = False
         for name in ops.TRACKED_METHODS:
             self._track(name)
+        clock = getattr(context, "clock", None)  # Playwright 1.45 and newer
+        for name in ops.CLOCK_METHODS if clock is not None else ():
+            self._track(name, clock, ops.CLOCK)
         self._guard_close()
         context.on("page", self._on_page)  # type: ignore[attr-defined]
         context.on("close", self._on_context_close)  # type: ignore[attr-defined]
@@ -81,23 +84,27 @@ class ContextSlot(Generic[ContextT]):
         # removes every listener a holder added, so none hears the next lease.
         self._own_listeners = listeners_of(ops.impl(context))
 
-    def _track(self, name: str) -> None:
-        """Shadow one method on this context object to note that it was called.
+    def _track(self, name: str, owner: Any = None, mark: str | None = None) -> None:
+        """Shadow one method of the context, or of ``owner`` such as its clock, to
+        note in ``touched`` that it was called.
 
         The wrapper returns whatever the method returns, so it serves the sync API
         and the async API's coroutines alike.
         """
         # NOTE: a call through the class (BrowserContext.set_offline(context, ...))
         # bypasses the instance attribute and goes unnoticed.
-        original = getattr(self.context, name)
-        mark = ops.RESTORABLE.get(name, name)
+        owner = self.context if owner is None else owner
+        original = getattr(owner, name, None)
+        if original is None:
+            return  # a method this Playwright version does not have
+        mark = mark or ops.RESTORABLE.get(name, name)
 
         @functools.wraps(original)
         def tracked(*args: Any, **kwargs: Any) -> Any:
             self.touched.add(mark)
             return original(*args, **kwargs)
 
-        setattr(self.context, name, tracked)
+        setattr(owner, name, tracked)
 
     def _guard_close(self) -> None:
         """Make ``context.close()`` on a leased context raise LeaseError.
