@@ -2,6 +2,7 @@
 pytest plugin that fails every test that leaks one."""
 
 from pytest_ctxleak.errors import (
+    BrowserDisconnectedError,
     CtxleakError,
     LeaseError,
     PoolClosedError,
@@ -12,6 +13,7 @@ from pytest_ctxleak.pool import AsyncContextPool, AsyncLease, ContextPool, Lease
 __all__ = [
     "AsyncContextPool",
     "AsyncLease",
+    "BrowserDisconnectedError",
     "ContextPool",
     "CtxleakError",
     "Lease",

@@ -17,3 +17,7 @@ class PoolExhaustedError(CtxleakError):
 
 class PoolClosedError(CtxleakError):
     """The pool was closed before or while the acquire waited."""
+
+
+class BrowserDisconnectedError(CtxleakError):
+    """The pool's browser crashed, was killed or was closed."""

@@ -126,6 +126,40 @@ def _reject_async_test(request: pytest.FixtureRequest, fixture: str) -> None:
         )
 
 
+# The sync fixtures, each with its async twin, in the order a message names them:
+# the most specific one a test uses first.
+SYNC_FIXTURES = {
+    "pooled_lease": "async_pooled_lease",
+    "pooled_page": "async_pooled_page",
+    "pooled_context": "async_pooled_context",
+    "context_pool": "async_context_pool",
+    "ctxleak_browser": "ctxleak_async_browser",
+    "ctxleak_launch_options": "ctxleak_async_browser",
+    "ctxleak_playwright": "ctxleak_async_browser",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail an async test that uses a sync fixture, naming the async twin.
+
+    Without this, the sync fixture starts Playwright's sync API and the test fails
+    later inside pytest-asyncio or anyio with an error about a running event loop.
+    """
+    function = getattr(item, "function", None)
+    if function is None or not inspect.iscoroutinefunction(function):
+        return
+    names = getattr(item, "fixturenames", ())
+    for fixture, twin in SYNC_FIXTURES.items():
+        if fixture in names:
+            pytest.fail(
+                f"'{fixture}' uses Playwright's sync API, which cannot run inside "
+                f"the event loop of the async test {item.nodeid}; use '{twin}' "
+                'with @pytest.mark.asyncio(loop_scope="session")',
+                pytrace=False,
+            )
+
+
 @pytest.fixture
 def pooled_lease(
     request: pytest.FixtureRequest,

@@ -20,7 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pytest_ctxleak import fixtures, limits
+from pytest_ctxleak import fixtures, limits, recovery
 from pytest_ctxleak.holders_async import with_holder
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool import holding, open_pools
@@ -83,6 +83,8 @@ class CtxleakWarning(pytest.PytestWarning):
 
 
 STATE_KEY = pytest.StashKey[RunState]()
+# The failed setup or call report of the running test, if any.
+FAILED_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,6 +107,8 @@ def pytest_configure(config: pytest.Config) -> None:
     limits.configure(config, state.watch)
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
+    if not config.pluginmanager.is_registered(recovery):
+        config.pluginmanager.register(recovery, "ctxleak-recovery")
     # The async fixtures go to pytest-asyncio when it is active, else to anyio:
     # one runner must own the session loop that the browser and pool live in.
     manager = config.pluginmanager
@@ -365,6 +369,13 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when != "teardown":
+        # A leak found at teardown of a test whose setup or call failed goes into
+        # that report as a section, after the test's own failure. The leak then
+        # never replaces the failure or is printed before it.
+        if call.when == "setup" and FAILED_REPORT_KEY in item.stash:
+            del item.stash[FAILED_REPORT_KEY]  # left from an earlier attempt
+        if report.failed:
+            item.stash[FAILED_REPORT_KEY] = report
         return report
     state = item.config.stash[STATE_KEY]
     window = state.window
@@ -394,6 +405,6 @@ def pytest_runtest_makereport(
     if mode == "warn":
         _warn(item, report, text, leaks[0].site)
     else:
-        _fail(report, text, leaks[0].site)
+        _fail(item.stash.get(FAILED_REPORT_KEY, report), text, leaks[0].site)
     attach_record(item, report, WARNED if mode == "warn" else LEAKED, leaks, problems)
     return report

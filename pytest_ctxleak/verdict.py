@@ -392,7 +392,9 @@ def settle(settings: Settings, candidates: list[Watched]) -> list[Watched]:
 def in_pool(watched: Watched, owned: set[int]) -> bool:
     node: Watched | None = watched
     while node is not None:
-        if node.kind == CONTEXT and id(node.obj) in owned:
+        # A pool's context stays the pool's after the pool let go of it: one whose
+        # close hung is reported as a close problem, not as a leak of the test.
+        if node.kind == CONTEXT and (node.pooled or id(node.obj) in owned):
             return True
         node = node.parent
     if watched.kind == PAGE and watched.parent is None:
@@ -419,10 +421,17 @@ def belongs_to_window(window: Window, pool: PoolLike, record: LeaseRecord) -> bo
 
 
 def close_problems(window: Window) -> list[str]:
-    """Describe the closes that failed or hung during the window."""
+    """Describe the closes and resets that failed or hung during the window.
+
+    One hung browser makes every later step time out too, so all of a test's
+    problems go into one message rather than one warning each.
+    """
     found = []
     for key, pool in window.pools.items():
         problems = getattr(pool, "close_problems", [])
         for problem in problems[window.close_problems_seen.get(key, 0) :]:
-            found.append(f"closing {problem.what} failed: {problem.error}")
-    return found
+            found.append(problem.describe())
+    if len(found) <= 1:
+        return found
+    lines = "\n".join(f"  - {text}" for text in found)
+    return [f"{len(found)} closes or resets failed or hung during this test:\n{lines}"]

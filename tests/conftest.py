@@ -29,6 +29,22 @@ class _SiteHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_in_file_order(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep pytest-randomly, from the test tools, out of pytester's inner runs.
+
+    Inner runs state their tests in the order they depend on, such as a leak and
+    then the test that must start clean. Pytester clears PYTEST_ADDOPTS when it
+    starts, so the variable is set after it; tests/test_compat.py turns the
+    plugin on where it is the subject.
+    """
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+
+
 @pytest.fixture(scope="session")
 def site() -> Iterator[str]:
     """Base URL of an HTTP server on 127.0.0.1 that serves a page for every path."""

@@ -333,7 +333,7 @@ def private_browser(
 
 
 @pytest.mark.filterwarnings(
-    "ignore:closing context:pytest_ctxleak.plugin.CtxleakWarning"
+    "ignore:2 closes or resets failed:pytest_ctxleak.plugin.CtxleakWarning"
 )
 def test_hung_close_reported_and_bookkeeping_completes(
     private_browser: tuple[Browser, list[psutil.Process]], site: str

@@ -80,6 +80,58 @@ def test_different_proxy_passwords_never_share_key() -> None:
     assert first.key != second.key
 
 
+PROXY = "http://127.0.0.1:3128"
+CREDENTIALS = {"username": "u", "password": "p"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({}, {"http_credentials": CREDENTIALS}),
+        (
+            {"http_credentials": CREDENTIALS},
+            {"http_credentials": {"username": "v", "password": "p"}},
+        ),
+        (
+            {"http_credentials": CREDENTIALS},
+            {"http_credentials": {**CREDENTIALS, "origin": "http://127.0.0.1:8000"}},
+        ),
+        (
+            {"http_credentials": CREDENTIALS},
+            {"http_credentials": {**CREDENTIALS, "send": "always"}},
+        ),
+        ({}, {"proxy": {"server": PROXY}}),
+        ({"proxy": {"server": PROXY}}, {"proxy": {"server": "http://127.0.0.1:3129"}}),
+        ({"proxy": {"server": PROXY}}, {"proxy": {"server": PROXY, "bypass": "*.a"}}),
+        ({"proxy": {"server": PROXY}}, {"proxy": {"server": PROXY, **CREDENTIALS}}),
+        (
+            {"proxy": {"server": PROXY, **CREDENTIALS}},
+            {"proxy": {"server": PROXY, "username": "v", "password": "p"}},
+        ),
+        (
+            {"http_credentials": CREDENTIALS},
+            {"proxy": {"server": PROXY, **CREDENTIALS}},
+        ),
+    ],
+    ids=[
+        "credentials or none",
+        "usernames",
+        "credential origins",
+        "credential send modes",
+        "proxy or none",
+        "proxy servers",
+        "proxy bypass lists",
+        "proxy with or without login",
+        "proxy usernames",
+        "credentials or proxy login",
+    ],
+)
+def test_credentials_and_proxies_never_share_key(
+    first: dict[str, object], second: dict[str, object]
+) -> None:
+    assert make_signature(first).key != make_signature(second).key
+
+
 @pytest.mark.parametrize(
     "options",
     [

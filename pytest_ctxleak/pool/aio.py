@@ -48,6 +48,7 @@ from pytest_ctxleak.pool.slot import (
     ContextSlot,
     LeaseBase,
     PoolCore,
+    reject_disconnected,
     require_browser,
 )
 from pytest_ctxleak.signature import Signature, make_signature
@@ -155,6 +156,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
+        __tracebackhide__ = True
         require_browser(browser, Browser, "AsyncContextPool", "ContextPool")
         try:
             self._loop = asyncio.get_running_loop()
@@ -193,6 +195,8 @@ class AsyncContextPool(PoolCore[BrowserContext]):
     ) -> AsyncLease:
         __tracebackhide__ = True
         self._check_loop("acquire")
+        self._notify(self._drop_dead())
+        reject_disconnected(self.browser, "AsyncContextPool")
         ticket = self.ledger.request(
             signature.key, signature.label, holder, site, reusable=signature.reusable
         )
@@ -319,6 +323,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
 
     async def release(self, lease: AsyncLease) -> None:
         """Return a lease's context to this pool; the same as ``lease.release()``."""
+        __tracebackhide__ = True
         if not isinstance(lease, AsyncLease):
             raise TypeError(
                 f"release() takes an AsyncLease, got {type(lease).__qualname__}"
@@ -362,6 +367,16 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         slot = self._slots.get(release.entry.entry_id)
         if slot is None:
             return
+        if slot.is_dead():
+            # Nothing to reset or close: only the bookkeeping is left to do.
+            entry = slot.entry
+            if release.action is ReleaseAction.RESET:
+                self._notify(self.ledger.reset_done(entry, False))
+            if release.action is not ReleaseAction.NONE:
+                self._slots.pop(entry.entry_id, None)
+                self._notify(self.ledger.closed(entry))
+                logger.info("%s died; the pool dropped it", slot.describe())
+            return
         if release.action is ReleaseAction.NONE:
             pages = slot.pages_of(record.lease_id)
             # Other leases keep using the context while these pages close.
@@ -392,11 +407,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
                 ops.reset_context(ops.impl(context), pages, plan), self.close_timeout
             )
         except Exception as error:
-            logger.info(
-                "%s could not be reset (%s); closing it instead",
-                slot.describe(),
-                self._explain(error),
-            )
+            self._report_reset(slot, error)
             return False
         slot.mark_reset()
         return True
@@ -408,6 +419,9 @@ class AsyncContextPool(PoolCore[BrowserContext]):
             await asyncio.wait_for(ops.close(ops.impl(page)), self.close_timeout)
         except Exception as error:
             self._report_close(f"page of {slot.describe()}", error)
+            # A page that does not close means a hung browser: a reset would hang
+            # too, so the context is closed at its last release instead.
+            slot.hung = True
         slot.page_owners.pop(page, None)
 
     def _close_task(self, entry: Entry) -> asyncio.Task[None]:
@@ -423,7 +437,7 @@ class AsyncContextPool(PoolCore[BrowserContext]):
         """Close an entry's context with a timeout; the bookkeeping completes anyway."""
         slot = self._slots.pop(entry.entry_id, None)
         try:
-            if slot is not None:
+            if slot is not None and not slot.is_dead():
                 # The entry is CLOSING: no acquire can reach it any more.
                 await asyncio.wait_for(
                     ops.close(ops.impl(slot.context)), self.close_timeout

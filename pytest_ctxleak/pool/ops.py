@@ -31,6 +31,8 @@ RESTORABLE = {
     "route_from_har": "routes",
     "route_web_socket": "routes",
     "unroute": "routes",
+    "set_default_timeout": "timeouts",
+    "set_default_navigation_timeout": "timeouts",
 }
 
 # Context methods whose effect Playwright's API cannot undo: a context where a holder
@@ -40,6 +42,26 @@ UNRESTORABLE = frozenset(
 )
 
 TRACKED_METHODS = (*RESTORABLE, *UNRESTORABLE)
+
+# Noted in a slot's ``touched`` when a page's renderer process crashed: the crashed
+# page cannot be used to clear storage, so the context is closed, not reused.
+CRASHED = "crashed"
+
+# Noted when a holder used the context's fake clock (``context.clock``), which
+# Playwright cannot uninstall: the context is closed, not reused.
+CLOCK = "clock"
+CLOCK_METHODS = (
+    "install",
+    "fast_forward",
+    "pause_at",
+    "resume",
+    "run_for",
+    "set_fixed_time",
+    "set_system_time",
+)
+
+# Marks that make a context unusable for the next lease.
+RECYCLE_MARKS = frozenset({CRASHED, CLOCK})
 
 Call = tuple[str, dict[str, Any]]
 
@@ -71,7 +93,7 @@ def plan_reset(
         # NOTE: clearing storage would also drop the state the context was made
         # with, so such contexts are recycled instead of restored.
         return None
-    if touched & UNRESTORABLE or (origins and not has_pages):
+    if touched & (UNRESTORABLE | RECYCLE_MARKS) or (origins and not has_pages):
         return None
     restore: list[Call] = [("clear_cookies", {})]
     if "offline" in touched:
@@ -83,6 +105,10 @@ def plan_reset(
         restore.append(("set_geolocation", {"geolocation": options.get("geolocation")}))
     if "routes" in touched:
         restore.append(("unroute_all", {"behavior": "ignoreErrors"}))
+    if "timeouts" in touched:
+        # None means "not set": Playwright's own default applies again.
+        restore.append(("set_default_timeout", {"timeout": None}))
+        restore.append(("set_default_navigation_timeout", {"timeout": None}))
     grant: tuple[str, ...] = ()
     if "permissions" in touched:
         restore.append(("clear_permissions", {}))
@@ -114,20 +140,27 @@ async def reset_context(context: Any, pages: list[Any], plan: ResetPlan) -> None
         session = await call(context, "new_cdp_session", page=pages[0])
         # Each origin's localStorage, IndexedDB, caches and service workers live in
         # this context's storage partition only; other contexts keep theirs.
-        await asyncio.gather(
-            *(
-                call(
-                    session,
-                    "send",
-                    method="Storage.clearDataForOrigin",
-                    params={"origin": origin, "storageTypes": "all"},
-                )
-                for origin in plan.origins
+        clear_storage = (
+            call(
+                session,
+                "send",
+                method="Storage.clearDataForOrigin",
+                params={"origin": origin, "storageTypes": "all"},
             )
+            for origin in plan.origins
         )
+        # Storage.clearDataForOrigin leaves the HTTP cache alone, and a resource
+        # served with max-age would reach the next lease without a request.
+        # Chromium keeps one HTTP cache per context, so this clears only ours.
+        clear_cache = call(
+            session, "send", method="Network.clearBrowserCache", params=None
+        )
+        await asyncio.gather(*clear_storage, clear_cache)
         await call(session, "detach")
     await asyncio.gather(*(call(page, "close") for page in pages))
-    await asyncio.gather(*(call(context, name, **args) for name, args in plan.restore))
+    # Timeout setters are plain functions; the other restores are coroutines.
+    results = [call(context, name, **args) for name, args in plan.restore]
+    await asyncio.gather(*(result for result in results if inspect.isawaitable(result)))
     if plan.grant:
         await call(context, "grant_permissions", permissions=list(plan.grant))
 

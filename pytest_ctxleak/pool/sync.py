@@ -33,6 +33,7 @@ from pytest_ctxleak.pool.slot import (
     ContextSlot,
     LeaseBase,
     PoolCore,
+    reject_disconnected,
     require_browser,
 )
 from pytest_ctxleak.signature import Signature, make_signature
@@ -115,6 +116,7 @@ class ContextPool(PoolCore[BrowserContext]):
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
+        __tracebackhide__ = True
         require_browser(browser, Browser, "ContextPool", "AsyncContextPool")
         # acquire_timeout is accepted so both pools take the same arguments, but a
         # sync acquire never waits for a slot (see the class docstring).
@@ -133,6 +135,8 @@ class ContextPool(PoolCore[BrowserContext]):
         reject_other_thread(self._thread, "acquire() called")
         reject_running_loop(self.browser)
         signature = make_signature(options)
+        self._drop_dead()
+        reject_disconnected(self.browser, "ContextPool")
         ticket = self.ledger.request(
             signature.key,
             signature.label,
@@ -176,6 +180,7 @@ class ContextPool(PoolCore[BrowserContext]):
 
         Raises LeaseError for a lease of another pool or one already released.
         """
+        __tracebackhide__ = True
         if not isinstance(lease, Lease):
             raise TypeError(f"release() takes a Lease, got {type(lease).__qualname__}")
         self._release(lease._record, capture_site())
@@ -186,6 +191,10 @@ class ContextPool(PoolCore[BrowserContext]):
         release = self.ledger.release(record, site, by)
         slot = self._slots.get(release.entry.entry_id)
         if slot is None:
+            return
+        if slot.is_dead():
+            # Nothing to reset or close: only the bookkeeping is left to do.
+            self._forget_dead(slot, release.action)
             return
         if release.action is ReleaseAction.NONE:
             for page in slot.pages_of(record.lease_id):
@@ -219,11 +228,7 @@ class ContextPool(PoolCore[BrowserContext]):
         try:
             ops.run_sync(context, coroutine, self.close_timeout)
         except Exception as error:
-            logger.info(
-                "%s could not be reset (%s); closing it instead",
-                slot.describe(),
-                self._explain(error),
-            )
+            self._report_reset(slot, error)
             return False
         slot.mark_reset()
         return True
@@ -233,13 +238,28 @@ class ContextPool(PoolCore[BrowserContext]):
             ops.run_sync(page, ops.close(ops.impl(page)), self.close_timeout)
         except Exception as error:
             self._report_close(f"page of {slot.describe()}", error)
+            # A page that does not close means a hung browser: a reset would hang
+            # too, so the context is closed at its last release instead.
+            slot.hung = True
         slot.page_owners.pop(page, None)
+
+    def _forget_dead(
+        self, slot: ContextSlot[BrowserContext], action: ReleaseAction
+    ) -> None:
+        """Complete the bookkeeping of a release whose context died."""
+        entry = slot.entry
+        if action is ReleaseAction.RESET:
+            self.ledger.reset_done(entry, False)
+        if action is not ReleaseAction.NONE:
+            self._slots.pop(entry.entry_id, None)
+            self.ledger.closed(entry)
+            logger.info("%s died; the pool dropped it", slot.describe())
 
     def _close_entry(self, entry: Entry) -> None:
         """Close an entry's context with a timeout; the bookkeeping completes anyway."""
         slot = self._slots.pop(entry.entry_id, None)
         try:
-            if slot is not None:
+            if slot is not None and not slot.is_dead():
                 context = slot.context
                 ops.run_sync(context, ops.close(ops.impl(context)), self.close_timeout)
                 logger.debug("closed %s", slot.describe())
