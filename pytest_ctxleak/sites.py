@@ -27,6 +27,10 @@ _MACHINERY_MARKERS = (
     os.sep + "pytest_asyncio" + os.sep,
     os.sep + "xdist" + os.sep,
     os.sep + "execnet" + os.sep,
+    # Plugins that run a test's protocol themselves, as reruns and timeouts do.
+    os.sep + "pytest_rerunfailures.py",
+    os.sep + "pytest_timeout.py",
+    os.sep + "pytest_randomly" + os.sep,
     "<string>",
     os.sep + "runpy.py",
     os.sep + "playwright" + os.sep,

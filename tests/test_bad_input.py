@@ -81,7 +81,8 @@ CONFIGURATION_CASES = {
         ["ctxleak_allow = not a module"],
         {},
         "ERROR: invalid allow rule 'not a module' from ini setting ctxleak_allow in "
-        "*tox.ini: expected 'module' or 'module:function'",
+        "*tox.ini: expected 'module' or 'module:name', where name is a function, "
+        "class or Class.method defined in the module",
     ),
     "ini allow rule module missing": (
         [],
@@ -89,7 +90,8 @@ CONFIGURATION_CASES = {
         {},
         "ERROR: invalid allow rule 'no_such_module_xyz' from ini setting "
         "ctxleak_allow in *tox.ini: no module named 'no_such_module_xyz' can be "
-        "imported",
+        "imported; check the spelling, or add its directory to the pythonpath ini "
+        "setting",
     ),
     "ini allow rule function missing": (
         [],
@@ -126,7 +128,8 @@ MARKER_CASES = {
         "ctxleak(allow=['no_such_module_xyz'])",
         "ERROR: invalid allow rule 'no_such_module_xyz' from @pytest.mark.ctxleak on "
         "test_marked.py::test_marked: no module named 'no_such_module_xyz' can be "
-        "imported",
+        "imported; check the spelling, or add its directory to the pythonpath ini "
+        "setting",
     ),
     "context options not a dict": (
         "ctxleak(context_options=['locale'])",

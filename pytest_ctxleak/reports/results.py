@@ -103,6 +103,11 @@ class RunResults:
                 result.outcome = "passed"  # setup passed, no call report
             record = record_of(report)
             if record is not None:
+                earlier = result.record.get("leaks", []) if result.record else []
+                if earlier:
+                    # A rerun plugin runs the test again under the same node id:
+                    # every attempt's leaks stay in the record.
+                    record = {**record, "leaks": [*earlier, *record.get("leaks", [])]}
                 result.record = record
                 result.worker = record.get("worker")
 
