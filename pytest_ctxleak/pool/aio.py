@@ -1,6 +1,6 @@
 """AsyncContextPool: the refcounted, capped pool over Playwright's async API.
 
-Every rule (the cap, sharing, LRU eviction, first come first served) is the ledger's;
+Every rule (the cap, sharing, LRU eviction, fair waiting) is the ledger's;
 this module only awaits what the ledger decides. Between any two awaits the ledger is
 changed by plain method calls, which asyncio never interrupts, so each ledger step is
 atomic. At every await a comment states what may have changed while it waited.
@@ -142,9 +142,10 @@ class AsyncContextPool(PoolCore[BrowserContext]):
     Leases of equal options share one context, and concurrent acquires of one new
     kind of context create it once. When a new kind needs room and the pool is full,
     the least recently used idle context is closed; when every context is in use,
-    acquires wait, first come first served, up to ``acquire_timeout`` and then raise
-    PoolExhaustedError naming every holder. A pool belongs to the event loop it was
-    made in.
+    acquires wait in a queue up to ``acquire_timeout`` and then raise
+    PoolExhaustedError naming every holder. While anyone waits, one context in use
+    takes no new leases, so later acquires sharing it cannot starve the waiters.
+    A pool belongs to the event loop it was made in.
     """
 
     def __init__(
