@@ -75,10 +75,15 @@ class AsyncLease(LeaseBase[BrowserContext]):
         self._own_page(page)
         return page
 
-    async def release(self) -> None:
-        """Return the context to the pool. A second call raises LeaseError."""
+    def release(self) -> Coroutine[Any, Any, None]:
+        """Return the context to the pool. A second call raises LeaseError.
+
+        Use ``await lease.release()``. The site is captured at the call, because a
+        coroutine run as a task (``asyncio.gather``, ``create_task``) has none of
+        the caller's frames on its stack when it starts.
+        """
         __tracebackhide__ = True
-        await self._pool._release(self._record, capture_site())
+        return self._pool._release(self._record, capture_site())
 
     async def __aenter__(self) -> AsyncLease:
         __tracebackhide__ = True
@@ -318,13 +323,16 @@ class AsyncContextPool(PoolCore[BrowserContext]):
 
     # -- release ------------------------------------------------------------------
 
-    async def release(self, lease: AsyncLease) -> None:
-        """Return a lease's context to this pool; the same as ``lease.release()``."""
+    def release(self, lease: AsyncLease) -> Coroutine[Any, Any, None]:
+        """Return a lease's context to this pool: ``await pool.release(lease)``.
+
+        The same as ``lease.release()``, and the site is captured at the call too.
+        """
         if not isinstance(lease, AsyncLease):
             raise TypeError(
                 f"release() takes an AsyncLease, got {type(lease).__qualname__}"
             )
-        await self._release(lease._record, capture_site())
+        return self._release(lease._record, capture_site())
 
     async def _release(
         self, record: LeaseRecord, site: Site, by: str | None = None

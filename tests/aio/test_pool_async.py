@@ -307,6 +307,35 @@ async def test_double_release_raises(pool: AsyncContextPool) -> None:
         await lease.release()
 
 
+async def test_concurrent_double_release_names_first_site(
+    pool: AsyncContextPool,
+) -> None:
+    lease = await pool.acquire()
+
+    results = await asyncio.gather(
+        lease.release(), pool.release(lease), return_exceptions=True
+    )
+
+    assert results[0] is None
+    error = results[1]
+    assert isinstance(error, LeaseError)
+    # Both calls are on the gather line: the first release ran as a task, whose
+    # stack starts in the event loop, yet its site is the caller's.
+    assert "was released already at tests/aio/test_pool_async.py:" in str(error)
+    assert "in test_concurrent_double_release_names_first_site" in str(error)
+    assert "<unknown site>" not in str(error)
+
+
+async def test_release_in_task_records_caller_site(pool: AsyncContextPool) -> None:
+    lease = await pool.acquire()
+
+    await asyncio.ensure_future(lease.release())
+
+    site = lease._record.release_site
+    assert site.top is not None
+    assert site.top.function == "test_release_in_task_records_caller_site"
+
+
 # The leases are left to close() on purpose, which the leak check would report.
 @pytest.mark.ctxleak(check=False)
 async def test_close_fails_waiters(pool: AsyncContextPool) -> None:
