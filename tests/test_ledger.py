@@ -367,6 +367,181 @@ def test_expire_names_every_holder_and_site():
     assert ledger.waiting() == []
 
 
+# -- fairness ---------------------------------------------------------------------
+
+
+def test_request_for_draining_entry_queues_behind_waiter():
+    ledger = Ledger(1)
+    holding = grant(ledger, "a")
+    waiter = ledger.request("b", "chromium b")
+
+    later = ledger.request("a", "chromium a")
+
+    assert later.state is TicketState.QUEUED
+    assert ledger.waiting() == [waiter, later]
+    assert ledger.draining is holding.entry
+    ledger.check_invariants()
+
+
+def test_overlapping_leases_cannot_starve_waiter():
+    ledger = Ledger(1)
+    holding = grant(ledger, "a")
+    waiter = ledger.request("b", "chromium b")
+    # Steady load: the next lease of "a" is requested before the last one ends.
+    later = ledger.request("a", "chromium a")
+    assert holding.lease is not None
+
+    release = ledger.release(holding.lease)
+    assert release.action is ReleaseAction.RESET
+    assert ledger.reset_done(release.entry, ok=True) == [waiter]
+
+    assert waiter.state is TicketState.EVICTING
+    assert waiter.victim is release.entry
+    assert later.state is TicketState.QUEUED
+    assert ledger.closed(release.entry) == [waiter]
+    ledger.created(waiter)
+    assert waiter.state is TicketState.GRANTED
+    assert ledger.waiting() == [later]
+    ledger.check_invariants()
+
+
+def test_request_shares_entry_that_is_not_draining():
+    ledger = Ledger(2)
+    by_test = ledger.request("a", "chromium a", make_holder("test_a"))
+    ledger.created(by_test)
+    fixture = Holder("fixture", "shared_ctx", "session", key=("shared_ctx", 1))
+    by_fixture = ledger.request("b", "chromium b", fixture)
+    ledger.created(by_fixture)
+    waiter = ledger.request("c", "chromium c")
+
+    share_b = ledger.request("b", "chromium b")
+    share_a = ledger.request("a", "chromium a")
+
+    # The session-scoped fixture keeps "b" busy past any test, so "a" drains.
+    assert ledger.draining is by_test.entry
+    assert share_b.state is TicketState.GRANTED
+    assert share_b.entry is by_fixture.entry
+    assert share_a.state is TicketState.QUEUED
+    assert ledger.waiting() == [waiter, share_a]
+    ledger.check_invariants()
+
+
+def test_draining_prefers_entry_with_fewest_leases():
+    ledger = Ledger(2)
+    grant(ledger, "a")
+    ledger.request("a", "chromium a")
+    quiet = grant(ledger, "b")
+    ledger.request("c", "chromium c")
+
+    share_a = ledger.request("a", "chromium a")
+    share_b = ledger.request("b", "chromium b")
+
+    assert ledger.draining is quiet.entry
+    assert share_a.state is TicketState.GRANTED
+    assert share_b.state is TicketState.QUEUED
+
+
+def test_draining_entry_sticks_while_others_free_up():
+    ledger = Ledger(2)
+    first_a = grant(ledger, "a")
+    ledger.request("a", "chromium a")
+    grant(ledger, "b")
+    extra_b = [ledger.request("b", "chromium b") for _ in range(2)]
+    ledger.request("c", "chromium c")
+    assert ledger.request("b", "chromium b").state is TicketState.GRANTED
+    assert ledger.draining is first_a.entry
+
+    # "b" now has fewer leases than "a", but "a" keeps draining, so "b" can be
+    # shared and "a" cannot.
+    for ticket in extra_b:
+        assert ticket.lease is not None
+        ledger.release(ticket.lease)
+    share_b = ledger.request("b", "chromium b")
+    share_a = ledger.request("a", "chromium a")
+
+    assert ledger.draining is first_a.entry
+    assert share_b.state is TicketState.GRANTED
+    assert share_a.state is TicketState.QUEUED
+    ledger.check_invariants()
+
+
+def test_cancel_of_last_waiter_ends_draining():
+    ledger = Ledger(1)
+    holding = grant(ledger, "a")
+    waiter = ledger.request("b", "chromium b")
+    later = ledger.request("a", "chromium a")
+    assert later.state is TicketState.QUEUED
+
+    assert ledger.cancel(waiter) == [later]
+
+    # With no one ahead of it, the queued request shares the open context.
+    assert later.state is TicketState.GRANTED
+    assert later.entry is holding.entry
+    assert ledger.waiting() == []
+    assert ledger.draining is None
+    ledger.check_invariants()
+
+
+def test_request_joins_creating_entry_that_is_not_draining():
+    ledger = Ledger(2)
+    resetting = grant(ledger, "a")
+    assert resetting.lease is not None
+    ledger.release(resetting.lease)
+    creator = ledger.request("b", "chromium b")
+    ledger.request("c", "chromium c")
+
+    joiner = ledger.request("b", "chromium b")
+    later_a = ledger.request("a", "chromium a")
+
+    # The resetting context has no lease left, so it drains.
+    assert ledger.draining is resetting.entry
+    assert joiner.state is TicketState.JOINING
+    assert joiner.entry is creator.entry
+    assert later_a.state is TicketState.QUEUED
+    ledger.check_invariants()
+
+
+def test_expire_counts_leases_released_while_waiting():
+    ledger = Ledger(2)
+    grant(ledger, "a")
+    fixture = Holder("fixture", "shared_ctx", "session", key=("shared_ctx", 1))
+    ledger.created(ledger.request("b", "chromium b", fixture))
+    before = ledger.request("b", "chromium b")
+    assert before.lease is not None
+    ledger.release(before.lease)
+    waiter = ledger.request("c", "chromium c", site=make_site(40, "test_c"))
+    # "b" is not draining, so these leases share it ahead of the waiter.
+    shares = [ledger.request("b", "chromium b") for _ in range(2)]
+    for share in shares:
+        assert share.lease is not None
+        ledger.release(share.lease)
+
+    ledger.expire(waiter, 5.0)
+
+    assert isinstance(waiter.error, PoolExhaustedError)
+    first_line = str(waiter.error).splitlines()[0]
+    assert first_line == (
+        "pool exhausted: all 2 contexts are in use and none became free within 5 s: "
+        "2 leases were released meanwhile, but other leases still held those "
+        "contexts or earlier waiters took them, so the acquire of (chromium c) at "
+        "tests/test_x.py:40 in test_c gave up."
+    )
+
+
+def test_expire_names_one_release_in_singular():
+    ledger = Ledger(1)
+    holding = grant(ledger, "a")
+    waiter = ledger.request("b", "chromium b")
+    assert holding.lease is not None
+    release = ledger.release(holding.lease)
+    # The context is resetting when the wait ends, so it is not free yet.
+    assert release.action is ReleaseAction.RESET
+
+    ledger.expire(waiter, 2.0)
+
+    assert "none became free within 2 s: 1 lease was released" in str(waiter.error)
+
+
 # -- release, reset and close -----------------------------------------------------
 
 
@@ -482,21 +657,21 @@ def test_reset_failure_closes_and_requeues_joiners():
     ticket = grant(ledger, "a")
     assert ticket.lease is not None
     release = ledger.release(ticket.lease)
-    older = ledger.request("b", "chromium b")
     joiner = ledger.request("a", "chromium a")
-    assert older.state is TicketState.QUEUED
+    later = ledger.request("b", "chromium b")
     assert joiner.state is TicketState.JOINING
+    assert later.state is TicketState.QUEUED
 
     assert ledger.reset_done(release.entry, ok=False) == []
 
     assert release.entry.state is EntryState.CLOSING
     assert joiner.state is TicketState.QUEUED
     assert joiner.entry is None
-    assert ledger.waiting() == [joiner, older]
+    assert ledger.waiting() == [joiner, later]
 
     assert ledger.closed(release.entry) == [joiner]
     assert joiner.state is TicketState.CREATING
-    assert older.state is TicketState.QUEUED
+    assert later.state is TicketState.QUEUED
     ledger.check_invariants()
 
 

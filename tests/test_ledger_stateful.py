@@ -54,6 +54,10 @@ CLOSE_REASON = "the pool's close()"
 # Each drain round does the work owed at its start. A ledger that still returns work
 # after this many rounds is taken to be looping.
 MAX_DRAIN_ROUNDS = 200
+# The draining context's leases are released in the first churn round, or in the
+# second when they were granted during the first (by a creation or a reset that was
+# owed). Its slot then reaches the head, which is created in the same round.
+MAX_CHURN_ROUNDS = 3
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -175,6 +179,7 @@ class LedgerMachine(RuleBasedStateMachine):
         holder = Holder("test", f"tests/test_x.py::test_{number}")
         site = Site((Frame("tests/test_x.py", number, f"test_{number}"),))
         before = [(ticket, ticket.state) for ticket in self.tickets]
+        queue_before = self.ledger.waiting()
 
         ticket = self.ledger.request(
             signature, f"chromium {signature}", holder, site, reusable=reusable
@@ -184,6 +189,19 @@ class LedgerMachine(RuleBasedStateMachine):
         for other, state in before:
             assert other.state is state
         assert ticket.state not in {TicketState.FAILED, TicketState.CANCELLED}
+        # Fairness: behind a queue, a request may only share or join a live entry
+        # that does not drain for the queue; otherwise it queues last.
+        if queue_before:
+            if ticket.state is TicketState.QUEUED:
+                assert self.ledger.waiting() == [*queue_before, ticket]
+            else:
+                draining = self.ledger.draining
+                assert ticket.state in {TicketState.GRANTED, TicketState.JOINING}
+                assert draining is not None
+                assert ticket.entry is not draining, (
+                    f"ticket #{ticket.ticket_id} shared draining context "
+                    f"#{draining.entry_id} ahead of #{queue_before[0].ticket_id}"
+                )
         self.tickets.append(ticket)
         self._collect()
 
@@ -372,6 +390,36 @@ class LedgerMachine(RuleBasedStateMachine):
 
         assert self.ledger.peak == self.max_in_use
 
+    def _do_owed_work(self) -> None:
+        """Create, reset and close what the ledger asked for, until nothing is owed."""
+        for _ in range(MAX_DRAIN_ROUNDS):
+            creating = self._tickets_in(TicketState.CREATING)
+            if not (creating or self.to_reset or self.to_close):
+                return
+            for ticket in creating:
+                self._call(lambda t=ticket: self.ledger.created(t), subject=ticket)
+            for entry in list(self.to_reset):
+                self._reset_done(entry, ok=True)
+            for entry in list(self.to_close):
+                self._closed(entry)
+        raise AssertionError(
+            f"the ledger still returns work after {MAX_DRAIN_ROUNDS} rounds"
+        )
+
+    def _live_signatures(self) -> list[str]:
+        pending = [
+            ticket.entry
+            for ticket in self._tickets_in(TicketState.EVICTING)
+            if ticket.entry is not None
+        ]
+        return sorted(
+            {
+                entry.signature
+                for entry in self.ledger.entries() + pending
+                if entry.state is not EntryState.CLOSING
+            }
+        )
+
     @rule()
     def drain(self) -> None:
         """Do all owed work and release every lease, then expect no ticket waiting."""
@@ -399,6 +447,35 @@ class LedgerMachine(RuleBasedStateMachine):
         ]
         assert not stuck, f"tickets left waiting after a full drain: {stuck}"
         assert self.ledger.waiting() == []
+
+    @precondition(
+        lambda self: not self.ledger.is_closed and bool(self.ledger.waiting())
+    )
+    @rule()
+    def churn(self) -> None:
+        """Try to starve the oldest queued ticket, and expect it served anyway.
+
+        Each round takes a new lease on every live context before releasing the
+        leases held at the start of the round, so some lease always holds each
+        context that lets requests share it. This is steady load with overlapping
+        leases. Every other step (creating, resetting, closing) is done as owed.
+        """
+        head = self.ledger.waiting()[0]
+        for _ in range(MAX_CHURN_ROUNDS):
+            held = list(self.leases)
+            for signature in self._live_signatures():
+                self._request(signature, reusable=True)
+            self._do_owed_work()
+            for record in held:
+                if any(record is lease for lease in self.leases):
+                    self._release(record)
+            self._do_owed_work()
+            if head.state is TicketState.GRANTED:
+                return
+        raise AssertionError(
+            f"ticket #{head.ticket_id} is still {head.state.value} after "
+            f"{MAX_CHURN_ROUNDS} rounds of overlapping leases"
+        )
 
     # -- invariants ---------------------------------------------------------------
 
@@ -494,6 +571,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert live == [], f"ticket #{head.ticket_id} waits beside a live context"
         assert self.ledger.occupied == self.ledger.max_contexts
         assert self.ledger.idle_entries() == []
+
+    @invariant()
+    def draining_entry_is_live_while_queued(self) -> None:
+        draining = self.ledger.draining
+        if draining is None:
+            return
+        assert self.ledger.waiting() != []
+        assert draining.state is not EntryState.CLOSING
+        assert draining.signature in self._live_signatures()
 
 
 # No deadline: one example makes up to 60 ledger calls plus drains, and its wall time

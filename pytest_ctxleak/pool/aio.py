@@ -1,6 +1,6 @@
 """AsyncContextPool: the refcounted, capped pool over Playwright's async API.
 
-Every rule (the cap, sharing, LRU eviction, first come first served) is the ledger's;
+Every rule (the cap, sharing, LRU eviction, fair waiting) is the ledger's;
 this module only awaits what the ledger decides. Between any two awaits the ledger is
 changed by plain method calls, which asyncio never interrupts, so each ledger step is
 atomic. At every await a comment states what may have changed while it waited.
@@ -76,10 +76,15 @@ class AsyncLease(LeaseBase[BrowserContext]):
         self._own_page(page)
         return page
 
-    async def release(self) -> None:
-        """Return the context to the pool. A second call raises LeaseError."""
+    def release(self) -> Coroutine[Any, Any, None]:
+        """Return the context to the pool. A second call raises LeaseError.
+
+        Use ``await lease.release()``. The site is captured at the call, because a
+        coroutine run as a task (``asyncio.gather``, ``create_task``) has none of
+        the caller's frames on its stack when it starts.
+        """
         __tracebackhide__ = True
-        await self._pool._release(self._record, capture_site())
+        return self._pool._release(self._record, capture_site())
 
     async def __aenter__(self) -> AsyncLease:
         __tracebackhide__ = True
@@ -143,9 +148,10 @@ class AsyncContextPool(PoolCore[BrowserContext]):
     Leases of equal options share one context, and concurrent acquires of one new
     kind of context create it once. When a new kind needs room and the pool is full,
     the least recently used idle context is closed; when every context is in use,
-    acquires wait, first come first served, up to ``acquire_timeout`` and then raise
-    PoolExhaustedError naming every holder. A pool belongs to the event loop it was
-    made in.
+    acquires wait in a queue up to ``acquire_timeout`` and then raise
+    PoolExhaustedError naming every holder. While anyone waits, one context in use
+    takes no new leases, so later acquires sharing it cannot starve the waiters.
+    A pool belongs to the event loop it was made in.
     """
 
     def __init__(
@@ -321,14 +327,17 @@ class AsyncContextPool(PoolCore[BrowserContext]):
 
     # -- release ------------------------------------------------------------------
 
-    async def release(self, lease: AsyncLease) -> None:
-        """Return a lease's context to this pool; the same as ``lease.release()``."""
+    def release(self, lease: AsyncLease) -> Coroutine[Any, Any, None]:
+        """Return a lease's context to this pool: ``await pool.release(lease)``.
+
+        The same as ``lease.release()``, and the site is captured at the call too.
+        """
         __tracebackhide__ = True
         if not isinstance(lease, AsyncLease):
             raise TypeError(
                 f"release() takes an AsyncLease, got {type(lease).__qualname__}"
             )
-        await self._release(lease._record, capture_site())
+        return self._release(lease._record, capture_site())
 
     async def _release(
         self, record: LeaseRecord, site: Site, by: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -81,6 +82,66 @@ async def test_waiters_served_first_come_first_served(pool: AsyncContextPool) ->
         await lease.release()
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
     assert served == ["c", "d", "e"]
+
+
+async def wait_for_queue(
+    pool: AsyncContextPool, length: int, unless: asyncio.Future[Any] | None = None
+) -> None:
+    """Let other tasks run until ``length`` acquires wait in the pool's queue.
+
+    Returns early once ``unless`` is done, so that an acquire that should have
+    queued but was served fails the test instead of hanging it.
+    """
+    while len(pool.ledger.waiting()) < length:
+        if unless is not None and unless.done():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_queued_waiter_not_starved_by_sharing(
+    ctxleak_async_browser: Browser,
+) -> None:
+    async with AsyncContextPool(ctxleak_async_browser, max_contexts=1) as pool:
+        held = await pool.acquire(locale="en-US")
+        queued = asyncio.ensure_future(pool.acquire(locale="de-DE"))
+        await wait_for_queue(pool, 1)
+        # Steady load: the next en-US lease is requested before the last one ends.
+        # Sharing the busy context would keep it busy and starve the de-DE acquire.
+        later = asyncio.ensure_future(pool.acquire(locale="en-US"))
+        await wait_for_queue(pool, 2, unless=later)
+        assert not later.done()
+
+        await held.release()
+        german = await asyncio.wait_for(queued, 30)
+
+        assert await german.context.new_page() is not None
+        assert not later.done()
+        await german.release()
+        english = await asyncio.wait_for(later, 30)
+        await english.release()
+
+
+async def test_waiter_drains_one_context_and_shares_others(
+    pool: AsyncContextPool,
+) -> None:
+    english = await pool.acquire(locale="en-US")
+    french = [await pool.acquire(locale="fr-FR") for _ in range(2)]
+    queued = asyncio.ensure_future(pool.acquire(locale="de-DE"))
+    await wait_for_queue(pool, 1)
+
+    # The en-US context has fewer leases, so it drains for the queued acquire and
+    # fr-FR can still be shared at once.
+    shared = await asyncio.wait_for(pool.acquire(locale="fr-FR"), 30)
+    later = asyncio.ensure_future(pool.acquire(locale="en-US"))
+    await wait_for_queue(pool, 2, unless=later)
+    assert shared.context is french[0].context
+    assert not later.done()
+
+    await english.release()
+    german = await asyncio.wait_for(queued, 30)
+    for lease in [german, shared, *french]:
+        await lease.release()
+    await (await asyncio.wait_for(later, 30)).release()
 
 
 async def test_in_flight_creations_count_toward_cap(pool: AsyncContextPool) -> None:
@@ -244,6 +305,35 @@ async def test_double_release_raises(pool: AsyncContextPool) -> None:
     await lease.release()
     with pytest.raises(LeaseError, match="was released already"):
         await lease.release()
+
+
+async def test_concurrent_double_release_names_first_site(
+    pool: AsyncContextPool,
+) -> None:
+    lease = await pool.acquire()
+
+    results = await asyncio.gather(
+        lease.release(), pool.release(lease), return_exceptions=True
+    )
+
+    assert results[0] is None
+    error = results[1]
+    assert isinstance(error, LeaseError)
+    # Both calls are on the gather line: the first release ran as a task, whose
+    # stack starts in the event loop, yet its site is the caller's.
+    assert "was released already at tests/aio/test_pool_async.py:" in str(error)
+    assert "in test_concurrent_double_release_names_first_site" in str(error)
+    assert "<unknown site>" not in str(error)
+
+
+async def test_release_in_task_records_caller_site(pool: AsyncContextPool) -> None:
+    lease = await pool.acquire()
+
+    await asyncio.ensure_future(lease.release())
+
+    site = lease._record.release_site
+    assert site.top is not None
+    assert site.top.function == "test_release_in_task_records_caller_site"
 
 
 # The leases are left to close() on purpose, which the leak check would report.
