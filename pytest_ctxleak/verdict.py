@@ -123,7 +123,12 @@ def note_object_on_entry(
     if watched.allowed or allowed(watched, allow):
         return
     key = (-1, watched.watch_id)
-    if key in state.dirty_on_entry or (-2, watched.watch_id) in state.dirty_on_entry:
+    node: Watched | None = watched
+    while node is not None:  # an object inside a late leak was described with it
+        if (-2, node.watch_id) in state.dirty_on_entry:
+            return
+        node = node.parent
+    if key in state.dirty_on_entry:
         return
     text = (
         f"a {watched.describe()} created at {watched.site.location()} by "
@@ -237,6 +242,11 @@ def judge(state: RunState, window: Window) -> list[Leak]:
     return lease_leaks(leaked) + object_leaks(objects) + over_cap
 
 
+# Part of the text of every object made for a test after it ended; the summary
+# counts these, because they fail the run.
+LATE_MARK = ", after that test ended"
+
+
 def test_of(holder: Holder) -> str | None:
     """Return the node id of the test that ``holder`` belongs to, if it is one."""
     if holder.kind == "test":
@@ -256,7 +266,7 @@ def note_late_leaks(state: RunState, nodeid: str, objects: list[LeakedObject]) -
         watched = leaked.watched
         text = (
             f"a {watched.describe()} created at {watched.site.location()} for "
-            f"{watched.holder.describe()}, after that test ended, was still open "
+            f"{watched.holder.describe()}{LATE_MARK}, was still open "
             f"when {nodeid} ended; it is the earlier test's leak "
             f"(reclaimed: {leaked.reclaimed})"
         )

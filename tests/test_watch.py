@@ -201,7 +201,7 @@ def test_dirty_on_entry_reported_apart(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "*ctxleak: left open when a test started*",
+            "*ctxleak: left open by earlier tests*",
             "a context created at test_dirty.py:5 in test_leaks_on_purpose by test "
             "test_dirty.py::test_leaks_on_purpose was still open when "
             "test_dirty.py::test_innocent started*",
@@ -605,7 +605,7 @@ def test_async_leak_reported_once_with_user_frames(pytester: pytest.Pytester) ->
     output = result.stdout.str()
     assert "ctxleak: 1 finding in 1 test" in output
     assert "pytest_asyncio" not in output
-    assert "left open when a test started" not in output
+    assert "left open by earlier tests" not in output
     result.stdout.fnmatch_lines(["*reclaimed: closed"])
 
 
@@ -828,6 +828,9 @@ def test_task_leak_blamed_on_spawning_test(pytester: pytest.Pytester) -> None:
     assert result.ret == 1
     result.assert_outcomes(passed=2)
     assert "ERROR at teardown" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["the run fails: 1 object made for a test after it ended, listed above"]
+    )
     result.stdout.fnmatch_lines(
         [
             "*a context created at test_task.py:11 in later for test "

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from pytest_ctxleak.reports.record import CRASHED, ERROR, WARNED
 from pytest_ctxleak.reports.results import ReportedTest, RunResults
+from pytest_ctxleak.verdict import LATE_MARK
 
 # Maximum cell widths at default verbosity. With -v, cells are shown whole.
 MAX_WIDTHS = (60, 14, 50, 40)
@@ -196,6 +197,14 @@ def write_summary(writer: Writer, results: RunResults, verbosity: int) -> None:
             writer.line(line)
     left_open = left_open_lines(results)
     if left_open:
-        writer.section("ctxleak: left open when a test started", sep="-")
+        writer.section("ctxleak: left open by earlier tests", sep="-")
         for text in left_open:
             writer.line(text)
+        late = sum(1 for text in left_open if LATE_MARK in text)
+        if late:
+            # These fail the run, although no test failed for them.
+            writer.line(
+                f"the run fails: {plural(late, 'object')} made for a test after it "
+                "ended, listed above",
+                red=True,
+            )
