@@ -648,7 +648,9 @@ def test_browser_new_page_counts_against_cap(pytester: pytest.Pytester) -> None:
 
         @pytest.mark.ctxleak(max_contexts=2)
         def test_three_pages(ctxleak_browser):
-            pages = [ctxleak_browser.new_page() for _ in range(3)]
+            pages = []
+            for _ in range(3):
+                pages.append(ctxleak_browser.new_page())
             for page in pages:
                 page.close()
 
@@ -666,7 +668,7 @@ def test_browser_new_page_counts_against_cap(pytester: pytest.Pytester) -> None:
             "*ERROR at teardown of test_three_pages*",
             "ctxleak: the test held 3 contexts at once, above the cap of 2; the "
             "context creation that reached the peak was at "
-            "test_new_page_cap.py:5 in <listcomp>",
+            "test_new_page_cap.py:7 in test_three_pages",
         ]
     )
 
