@@ -218,11 +218,10 @@ def _judge(item: pytest.Item, hooks: ProcessHooks, window: ProcessWindow) -> lis
     figures = figures_of(item)
     if tracker.remote:
         figures["unmeasured_browsers"] = len(tracker.remote)
-    site = _test_site(item)
     found = []
     if window.soak is not None:
         figures["soak"] = window.soak.figures()
-        found += soak_findings(window.soak, site)
+        found += soak_findings(window.soak, _test_site(item))
     trees = tracker.live_trees()
     if not trees and not window.baseline:
         return found
@@ -233,8 +232,8 @@ def _judge(item: pytest.Item, hooks: ProcessHooks, window: ProcessWindow) -> lis
     if window.memory:
         figures["pss_before"] = before.pss
         figures["pss_after"] = after.pss
-    if window.judged:
-        found += _limit_findings(window.limits, before, after, site)
+    if window.judged and window.limits.any:
+        found += _limit_findings(window.limits, before, after, _test_site(item))
     return found
 
 

@@ -70,7 +70,7 @@ class Window:
 
 
 class FixtureCode(NamedTuple):
-    """Where a wider-scoped fixture's nested functions are defined."""
+    """The module and name of a wider-scoped fixture, which its nested code shares."""
 
     module: str
     prefix: str  # the fixture function's qualified name + ".<locals>."

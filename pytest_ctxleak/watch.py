@@ -294,12 +294,12 @@ class Watch:
         return found
 
 
-# The attribute of a Thread that holds the holder of the code that started it.
+# The Thread attribute that stores the holder of the code that started the thread.
 _THREAD_HOLDER = "_ctxleak_holder"
 
 
 def _start_with_holder(start: Callable[..., None]) -> Callable[..., None]:
-    """Wrap Thread.start so that the new thread knows the holder that started it.
+    """Wrap Thread.start so that the new thread carries the holder that started it.
 
     A thread starts with an empty contextvars context, so without this a browser
     that a test's thread opens would belong to whichever test is running then.

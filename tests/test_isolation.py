@@ -309,7 +309,7 @@ def test_cache_clear_spares_other_contexts(
 
 
 def test_secrets_absent_from_every_output(pytester: pytest.Pytester) -> None:
-    # The secret comes from a file, so no source line that pytest prints holds it:
+    # The secret comes from a file, so no source line that pytest prints contains it:
     # only the plugin's messages, reports and logs could show it.
     pytester.path.joinpath("secret.txt").write_text("hunter2-SECRET")
     pytester.makepyfile(
