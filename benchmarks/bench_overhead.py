@@ -7,6 +7,10 @@ folder and runs it as a fresh pytest process, alternating ``-p ctxleak`` (plugin
 with ``-p no:ctxleak`` (plugin off). The order flips from round to round, so a slow
 spell of the shared machine falls on both sides alike.
 
+A third side, ``hooks``, loads in place of the plugin an empty one with the same
+per-test hooks, each doing nothing. It shows how much of the overhead is pytest's
+price for calling the hooks at all, and how much is the check's own work.
+
 It reports two figures per side. The first is the median time of one test's whole
 run protocol (setup, call, teardown and the hooks around them) over every test of
 every round. A small plugin times it, because JUnit XML keeps only whole
@@ -45,9 +49,50 @@ def test_trivial(number):
 
 TARGET_PERCENT = 3.0
 
+# The per-test hooks that the plugin implements, each doing nothing. A test checks
+# that this list matches the plugin's.
+EMPTY_HOOKS = """
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    pass
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_fixture_setup(fixturedef, request):
+    return (yield)
+
+
+def pytest_fixture_post_finalizer(fixturedef, request):
+    pass
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    return (yield)
+
+
+def pytest_runtest_logreport(report):
+    pass
+"""
+EMPTY_HOOKS_MODULE = "ctxleak_bench_empty_hooks"
+
 SIDES = {
     "on": ["-p", "ctxleak"],
     "off": ["-p", "no:ctxleak"],
+    "hooks": ["-p", "no:ctxleak", "-p", EMPTY_HOOKS_MODULE],
 }
 
 
@@ -67,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "test_trivial.py").write_text(source, encoding="utf-8")
         (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         write_timing_plugin(folder)
+        empty_hooks = folder / f"{EMPTY_HOOKS_MODULE}.py"
+        empty_hooks.write_text(EMPTY_HOOKS, encoding="utf-8")
         for round_number in range(args.rounds):
-            order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
+            order = tuple(SIDES) if round_number % 2 == 0 else tuple(SIDES)[::-1]
             for side in order:
                 result = run_pytest(folder, SIDES[side], side)
                 if len(result.test_seconds) != args.tests:
@@ -87,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     test_on = median_ms(per_test["on"])
     test_off = median_ms(per_test["off"])
+    test_hooks = median_ms(per_test["hooks"])
     wall_on = statistics.median(walls["on"])
     wall_off = statistics.median(walls["off"])
     test_overhead = percent_over(test_on, test_off)
@@ -104,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         f"({(test_on - test_off) * 1000:+.1f} us per test); target at most "
         f"{TARGET_PERCENT:g}%: {'met' if met else 'missed'}"
     )
+    print(
+        f"  median test, empty hooks: {test_hooks * 1000:.1f} us "
+        f"({(test_hooks - test_off) * 1000:+.1f} us over plugin off)"
+    )
     print(f"  median run, plugin on:  {wall_on:.2f} s")
     print(f"  median run, plugin off: {wall_off:.2f} s")
     print(f"  whole-run overhead: {wall_overhead:+.1f}%")
@@ -113,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "target_percent": TARGET_PERCENT,
         "target_met": met,
-        "median_test_ms": {"on": test_on, "off": test_off},
+        "median_test_ms": {"on": test_on, "off": test_off, "hooks": test_hooks},
         "test_overhead_percent": test_overhead,
         "round_test_overhead_percent": per_round,
         "run_seconds": walls,

@@ -41,4 +41,11 @@ FIGURES_KEY = pytest.StashKey[Figures]()
 
 def figures_of(item: pytest.Item) -> Figures:
     """Return the test's figures, created empty on first use."""
-    return item.stash.setdefault(FIGURES_KEY, {})
+    stash = item.stash
+    # A membership test, not setdefault: pytest's Stash raises and catches a
+    # KeyError on every miss, and this runs for every test.
+    if FIGURES_KEY in stash:
+        return stash[FIGURES_KEY]
+    figures: Figures = {}
+    stash[FIGURES_KEY] = figures
+    return figures

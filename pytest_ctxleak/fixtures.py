@@ -16,6 +16,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from pytest_ctxleak.holders_async import is_async
 from pytest_ctxleak.launch import launch_errors_explained, launch_options
 from pytest_ctxleak.pool import ContextPool, Lease
 from pytest_ctxleak.settings import run_settings, settings_for
@@ -139,15 +140,14 @@ SYNC_FIXTURES = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def reject_sync_fixtures(item: pytest.Item) -> None:
     """Fail an async test that uses a sync fixture, naming the async twin.
 
     Without this, the sync fixture starts Playwright's sync API and the test fails
     later inside pytest-asyncio or anyio with an error about a running event loop.
     """
     function = getattr(item, "function", None)
-    if function is None or not inspect.iscoroutinefunction(function):
+    if function is None or not is_async(function):
         return
     names = getattr(item, "fixturenames", ())
     for fixture, twin in SYNC_FIXTURES.items():

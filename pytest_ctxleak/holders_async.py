@@ -8,13 +8,38 @@ inside the coroutine itself, in whatever task runs it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pytest_ctxleak.ledger import Holder
 from pytest_ctxleak.pool.base import current_holder, reset_holder, set_holder
+
+# Whether each function seen is a coroutine or async generator function. The
+# check runs for every fixture and test, and inspect is slow at it.
+_async_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def is_async(function: object) -> bool:
+    """Tell whether ``function`` is a coroutine or an async generator function."""
+    key = getattr(function, "__func__", function)  # one entry for all bound methods
+    try:
+        return _async_functions[key]
+    except KeyError:
+        pass
+    except TypeError:  # not weakly referable or not hashable: ask each time
+        return _ask_async(function)
+    answer = _ask_async(function)
+    with contextlib.suppress(TypeError):
+        _async_functions[key] = answer
+    return answer
+
+
+def _ask_async(function: object) -> bool:
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
 
 
 def with_holder(function: Callable[..., Any], holder: Holder) -> Callable[..., Any]:

@@ -13,8 +13,9 @@ still running and defunct children.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import pytest
@@ -72,32 +73,45 @@ class ProcessHooks:
         # time.time() by up to a second.
         self.started = psutil.Process().create_time()
         self.leftovers: list[Leftover] = []
+        # The running test, while its window waits for a browser to launch.
+        self.waiting: pytest.Item | None = None
         watch.launch_observer = self.tracker
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, object, object]:
-        window = self._open_window(item)
-        try:
-            return (yield)
-        finally:
-            self.tracker.on_launch = None
-            if window is not None:
-                del item.stash[WINDOW_KEY]
+    def open_window(self, item: pytest.Item) -> None:
+        if not self.tracker.trees and not self.tracker.remote:
+            test = settings_for(item)
+            if test.soak.repeat <= 1 or test.mode == "off":
+                # The usual test without a browser: its window opens at the first
+                # launch during the test, if one comes.
+                self.waiting = item
+                self.tracker.on_launch = self._open_at_launch
+                return
+        self._open(item, self.tracker.live_trees())
 
-    def _open_window(self, item: pytest.Item) -> ProcessWindow | None:
+    def _open_at_launch(self, tree: BrowserTree) -> None:
+        item, self.waiting = self.waiting, None
+        self.tracker.on_launch = None
+        if item is not None:
+            self._open(item, [tree])
+
+    def _open(self, item: pytest.Item, trees: list[BrowserTree]) -> None:
         test = settings_for(item)
         judged = test.mode != "off"
         soak = test.soak.repeat > 1 and judged
         limits = test.limits if judged else ProcessLimits()
         if self.settings.measure == "off" and not limits.any and not soak:
-            return None
+            return
         memory = self.settings.measure == "memory" or limits.need_memory or soak
         window = ProcessWindow(item.nodeid, limits, memory, judged)
         if soak:
             window.soak = SoakRun(test.soak)
-        for tree in self.tracker.live_trees():
+        self._start(item, window, trees)
+
+    def _start(
+        self, item: pytest.Item, window: ProcessWindow, trees: list[BrowserTree]
+    ) -> None:
+        memory = window.memory
+        for tree in trees:
             window.baseline[tree.key] = self.tracker.sample([tree], memory)
 
         def on_launch(tree: BrowserTree) -> None:
@@ -105,30 +119,8 @@ class ProcessHooks:
 
         self.tracker.on_launch = on_launch
         item.stash[WINDOW_KEY] = window
-        return window
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_pyfunc_call(
-        self, pyfuncitem: pytest.Function
-    ) -> Generator[None, object, object]:
-        window = pyfuncitem.stash.get(WINDOW_KEY, None)
-        if window is None or window.soak is None:
-            return (yield)
-        original = pyfuncitem.obj
-        run = window.soak
-        pyfuncitem.obj = repeating(original, run, lambda: self._soak_sample(window))
-        try:
-            return (yield)
-        finally:
-            pyfuncitem.obj = original
-            if run.failed_at is not None:
-                pyfuncitem.add_report_section(
-                    "call",
-                    "ctxleak",
-                    f"soak repetition {run.failed_at} of {run.soak.repeat} raised",
-                )
-
-    def _soak_sample(self, window: ProcessWindow) -> dict[str, float | None]:
+    def soak_sample(self, window: ProcessWindow) -> dict[str, float | None]:
         contexts = pages = 0
         for watched in self.watch.open_objects():
             if watched.kind == CONTEXT:
@@ -182,13 +174,64 @@ def _es(items: list[Leftover]) -> str:
 
 
 HOOKS_NAME = "ctxleak-procs"
+HOOKS_KEY = pytest.StashKey[ProcessHooks]()
 
 
 def configure(config: pytest.Config, watch: Watch) -> None:
     """Register the process hooks and make them the watch's launch observer."""
-    if config.pluginmanager.get_plugin(HOOKS_NAME) is None:
+    if HOOKS_KEY not in config.stash:
         hooks = ProcessHooks(run_settings(config), watch)
+        config.stash[HOOKS_KEY] = hooks
         config.pluginmanager.register(hooks, HOOKS_NAME)
+
+
+def open_window(item: pytest.Item) -> None:
+    """Measure the browsers as the test's window opens.
+
+    The plugin calls it first as the test's run protocol starts, and
+    ``end_window`` last as it ends.
+    """
+    hooks = item.config.stash.get(HOOKS_KEY, None)
+    if hooks is not None:
+        hooks.open_window(item)
+
+
+def soak_function(
+    item: pytest.Item, function: Callable[..., Any]
+) -> Callable[..., Any] | None:
+    """Return ``function`` wrapped to repeat for soak mode, or None without soak.
+
+    The plugin runs the test's call through the returned function, then calls
+    ``end_soak``.
+    """
+    if WINDOW_KEY not in item.stash:
+        return None
+    window = item.stash[WINDOW_KEY]
+    hooks = item.config.stash.get(HOOKS_KEY, None)
+    if hooks is None or window.soak is None:
+        return None
+    return repeating(function, window.soak, lambda: hooks.soak_sample(window))
+
+
+def end_soak(item: pytest.Item) -> None:
+    """Name the repetition that raised, if one did, in the call's report."""
+    run = item.stash[WINDOW_KEY].soak if WINDOW_KEY in item.stash else None
+    if run is not None and run.failed_at is not None:
+        item.add_report_section(
+            "call",
+            "ctxleak",
+            f"soak repetition {run.failed_at} of {run.soak.repeat} raised",
+        )
+
+
+def end_window(item: pytest.Item) -> None:
+    hooks = item.config.stash.get(HOOKS_KEY, None)
+    if hooks is None:
+        return
+    hooks.tracker.on_launch = None
+    hooks.waiting = None
+    if WINDOW_KEY in item.stash:
+        del item.stash[WINDOW_KEY]
 
 
 def close_window(item: pytest.Item) -> None:
@@ -197,9 +240,11 @@ def close_window(item: pytest.Item) -> None:
     Call it after the test's function-scoped fixtures are torn down and before the
     leak check closes what the test left open, so the measurement sees the leak.
     """
-    window = item.stash.get(WINDOW_KEY, None)
-    hooks = item.config.pluginmanager.get_plugin(HOOKS_NAME)
-    if window is None or not isinstance(hooks, ProcessHooks):
+    if WINDOW_KEY not in item.stash:
+        return
+    window = item.stash[WINDOW_KEY]
+    hooks = item.config.stash.get(HOOKS_KEY, None)
+    if hooks is None:
         return
     try:
         window.findings = _judge(item, hooks, window)
@@ -209,8 +254,9 @@ def close_window(item: pytest.Item) -> None:
 
 def findings(item: pytest.Item) -> list[Leak]:
     """Return the test's soak and limit findings, soak first."""
-    window = item.stash.get(WINDOW_KEY, None)
-    return list(window.findings) if window is not None else []
+    if WINDOW_KEY not in item.stash:
+        return []
+    return list(item.stash[WINDOW_KEY].findings)
 
 
 def _judge(item: pytest.Item, hooks: ProcessHooks, window: ProcessWindow) -> list[Leak]:

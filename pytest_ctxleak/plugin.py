@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator
 
 import pytest
 
 from pytest_ctxleak import fixtures, limits, recovery
-from pytest_ctxleak.holders_async import with_holder
+from pytest_ctxleak.holders_async import is_async, with_holder
 from pytest_ctxleak.ledger import Holder
-from pytest_ctxleak.pool import holding, open_pools
+from pytest_ctxleak.pool import open_pools
 from pytest_ctxleak.pool.base import (
     add_pool_listener,
     remove_pool_listener,
@@ -107,8 +107,6 @@ def pytest_configure(config: pytest.Config) -> None:
     limits.configure(config, state.watch)
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "ctxleak-fixtures")
-    if not config.pluginmanager.is_registered(recovery):
-        config.pluginmanager.register(recovery, "ctxleak-recovery")
     # The async fixtures go to pytest-asyncio when it is active, else to anyio:
     # one runner must own the session loop that the browser and pool live in.
     manager = config.pluginmanager
@@ -140,11 +138,6 @@ def pytest_collection_modifyitems(
             item.stash[TEST_SETTINGS_KEY] = resolve_test_settings(item, settings)
         except pytest.UsageError as error:
             errors.append(str(error))
-        names = getattr(item, "fixturenames", None)
-        if isinstance(names, list) and WINDOW_FIXTURE not in names:
-            # First in the list, so it is set up first and torn down after every
-            # other function-scoped fixture, but before wider scopes are.
-            names.insert(0, WINDOW_FIXTURE)
     if errors:
         raise pytest.UsageError("\n".join(errors))
 
@@ -154,8 +147,46 @@ def pytest_runtest_protocol(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, object, object]:
     state = item.config.stash[STATE_KEY]
+    watch = state.watch
+    limits.open_window(item)
+    state.window = _open_window(state, item)
+    watch.reset_outside_peak()
+    watch.reset_peaks()
+    test_holder = Holder("test", item.nodeid)
+    watch.fallback_holder = test_holder
+    # An instance attribute hides the class's method; pytest reads it at setup.
+    item.teardown = _JudgeAtTeardown(item, item.teardown)  # type: ignore[method-assign]
+    token = set_holder(test_holder)
+    try:
+        return (yield)
+    finally:
+        reset_holder(token)
+        vars(item).pop("teardown", None)
+        state.window = None
+        watch.fallback_holder = None
+        limits.end_window(item)
+
+
+def _open_window(state: RunState, item: pytest.Item) -> Window:
+    """Take the baseline of the test: what is open and outstanding as it starts."""
     settings = settings_for(item)
+    watch = state.watch
     pools = {id(pool): pool for pool in open_pools()}
+    open_objects = watch.open_objects()
+    if not pools and not open_objects:
+        # Most tests start with nothing open, so this path walks nothing. The
+        # count it keeps lets the verdict return at once if the test made nothing.
+        return Window(
+            item.nodeid,
+            settings,
+            set(),
+            {},
+            {},
+            {},
+            set(),
+            watch.outside_open,
+            quiet_from=watch.recorded,
+        )
     baseline = set()
     for pool in pools.values():
         pool.ledger.reset_peak()
@@ -164,15 +195,13 @@ def pytest_runtest_protocol(
             if settings.mode != "off":
                 note_lease_on_entry(state, item, pool, record)
     watch_baseline = set()
-    open_objects = state.watch.open_objects()
-    # Finding the pools' contexts walks every pool. Most tests start with nothing
-    # open, so the walk is skipped then, which keeps the per-test overhead down.
+    # Finding the pools' contexts walks every pool, so it waits for an object.
     owned = pool_contexts(state) if open_objects else set()
     for watched in open_objects:
         watch_baseline.add(watched.watch_id)
         if settings.mode != "off" and not in_pool(watched, owned):
             note_object_on_entry(state, item, watched, settings.allow)
-    state.window = Window(
+    return Window(
         item.nodeid,
         settings,
         baseline,
@@ -180,17 +209,8 @@ def pytest_runtest_protocol(
         {key: len(getattr(pool, "close_problems", ())) for key, pool in pools.items()},
         {key: pool.ledger.in_use for key, pool in pools.items()},
         watch_baseline,
-        state.watch.outside_open,
+        watch.outside_open,
     )
-    state.watch.reset_outside_peak()
-    test_holder = Holder("test", item.nodeid)
-    state.watch.fallback_holder = test_holder
-    try:
-        with holding(test_holder):
-            return (yield)
-    finally:
-        state.window = None
-        state.watch.fallback_holder = None
 
 
 ASYNC_FIXTURES = frozenset(
@@ -206,8 +226,14 @@ ASYNC_FIXTURES = frozenset(
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Explain the one way async fixtures cannot work, before pytest-asyncio fails."""
-    if not ASYNC_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+    """Relaunch a dead session browser before any fixture is set up.
+
+    Also fail a test whose fixtures cannot run in its kind of test, with a message
+    that explains why.
+    """
+    recovery.before_setup(item)
+    fixtures.reject_sync_fixtures(item)
+    if ASYNC_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
         return
     try:
         asyncio.get_running_loop()
@@ -228,12 +254,14 @@ def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
     """Attribute leases taken during a fixture's setup to that fixture."""
-    if fixturedef.scope == "function":
-        holder = Holder("fixture", fixturedef.argname, "function", request.node.nodeid)
+    scope = fixturedef.scope
+    if scope == "function":
+        holder = Holder("fixture", fixturedef.argname, scope, request.node.nodeid)
     else:
-        holder = Holder("fixture", fixturedef.argname, fixturedef.scope, id(fixturedef))
+        holder = Holder("fixture", fixturedef.argname, scope, id(fixturedef))
     original = fixturedef.func
-    if "anyio_backend" in request.fixturenames:
+    swapped = is_async(original) and "anyio_backend" in request.fixturenames
+    if swapped:
         # anyio runs async fixtures in its runner task; see holders_async. pytest
         # types func as final, but swapping it for the setup is how anyio's own
         # plugin runs async fixtures too.
@@ -245,13 +273,15 @@ def pytest_fixture_setup(
         result = yield
     finally:
         reset_holder(token)
-        setattr(fixturedef, "func", original)  # noqa: B010
+        if swapped:
+            setattr(fixturedef, "func", original)  # noqa: B010
     # Finalizers run last-in first-out, so this one runs before the fixture's own
     # teardown: leases taken there belong to the fixture too. The holder is reset
     # in pytest_fixture_post_finalizer, which runs after the teardown.
     state = request.config.stash.get(STATE_KEY, None)
     if state is not None:
-        note_fixture_set_up(state, fixturedef, holder)
+        if scope != "function":
+            note_fixture_set_up(state, fixturedef, holder)
         fixturedef.addfinalizer(
             lambda: state.teardown_holders.setdefault(
                 id(fixturedef), set_holder(holder)
@@ -262,13 +292,22 @@ def pytest_fixture_setup(
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
-    """Run an async test function under the test's holder, in whatever task runs it."""
+    """Run an async test function under the test's holder, in whatever task runs
+    it, and repeat a soak test's function."""
     original = pyfuncitem.obj
-    pyfuncitem.obj = with_holder(original, Holder("test", pyfuncitem.nodeid))
+    function = original
+    if is_async(original):
+        # A sync test runs in pytest's own context, under the holder already.
+        function = with_holder(original, Holder("test", pyfuncitem.nodeid))
+    function = limits.soak_function(pyfuncitem, function) or function
+    if function is original:
+        return (yield)
+    pyfuncitem.obj = function
     try:
         return (yield)
     finally:
         pyfuncitem.obj = original
+        limits.end_soak(pyfuncitem)
 
 
 def pytest_fixture_post_finalizer(
@@ -313,28 +352,42 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-WINDOW_FIXTURE = "_ctxleak_window"
+class _JudgeAtTeardown:
+    """A stand-in for the item's ``teardown`` method while the test runs.
 
-
-@pytest.fixture(name=WINDOW_FIXTURE)
-def ctxleak_window(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Judge the test once its function-scoped fixtures are torn down.
-
-    Fixtures of wider scope are torn down later in the same teardown and may close
-    the browser or the pool the test leaked from, which would hide the leak.
+    pytest puts ``item.teardown`` first on the item's finalizer list when it sets
+    the item up, and runs that list last-in first-out. So this runs after every
+    function-scoped fixture of the test is torn down, and before fixtures of wider
+    scope are: they may close the browser or the pool the test leaked from, which
+    would hide the leak. A fixture in the same place did the same job, but pytest's
+    fixture machinery cost more per test than the rest of the check together.
     """
-    yield
-    limits.close_window(request.node)
-    state = request.config.stash.get(STATE_KEY, None)
+
+    __slots__ = ("item", "teardown")
+
+    def __init__(self, item: pytest.Item, teardown: Callable[[], None]) -> None:
+        self.item = item
+        self.teardown = teardown
+
+    def __call__(self) -> None:
+        try:
+            self.teardown()
+        finally:
+            _judge_window(self.item)
+
+
+def _judge_window(item: pytest.Item) -> None:
+    limits.close_window(item)
+    state = item.config.stash.get(STATE_KEY, None)
     window = state.window if state is not None else None
-    if state is None or window is None or window.nodeid != request.node.nodeid:
+    if state is None or window is None or window.nodeid != item.nodeid:
         return
     if window.settings.mode == "off":
         return
     try:
         window.judged = judge(state, window)
     except Exception:  # the check must never crash the run
-        logger.exception("ctxleak could not check %s", request.node.nodeid)
+        logger.exception("ctxleak could not check %s", item.nodeid)
 
 
 def _warn(item: pytest.Item, report: pytest.TestReport, text: str, site: Site) -> None:
@@ -375,6 +428,8 @@ def pytest_runtest_makereport(
         if call.when == "setup" and FAILED_REPORT_KEY in item.stash:
             del item.stash[FAILED_REPORT_KEY]  # left from an earlier attempt
         if report.failed:
+            if call.when == "call":
+                recovery.explain_failure(item, report)
             item.stash[FAILED_REPORT_KEY] = report
         return report
     state = item.config.stash[STATE_KEY]

@@ -15,7 +15,6 @@ session browser disconnected, or the renderer process of a pooled page crashed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -49,10 +48,15 @@ def _cached_browser(item: pytest.Item, name: str) -> tuple[Any, Any] | None:
     return definition, browser
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Finalize a disconnected session browser so the test gets a new one."""
+def before_setup(item: pytest.Item) -> None:
+    """Finalize a disconnected session browser so the test gets a new one.
+
+    The plugin calls it first in the test's setup, before any fixture.
+    """
     _take_crashes()  # crashes before this test are not its own
+    names = getattr(item, "fixturenames", ())
+    if not any(name in names for name in BROWSER_FIXTURES):
+        return  # the usual case for a test without a browser: nothing to look up
     seen: dict[str, Any] = {}
     for name in BROWSER_FIXTURES:
         found = _cached_browser(item, name)
@@ -75,13 +79,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_BROWSERS_AT_SETUP] = seen
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if call.when != "call" or not report.failed:
-        return report
+def explain_failure(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Name a crash or a lost browser in the report of a test call that failed."""
     for page in _take_crashes():
         report.sections.append(
             (
@@ -106,12 +105,11 @@ def pytest_runtest_makereport(
                     "and the next test that needs it gets a new browser.",
                 )
             )
-    return report
 
 
 def _take_crashes() -> list[str]:
     crashes: list[str] = []
-    for pool in open_pools():
+    for pool in open_pools():  # usually none, for a test without a browser
         take = getattr(pool, "take_crashes", None)
         if take is not None:
             crashes += take()

@@ -632,8 +632,8 @@ def run_settings(config: pytest.Config) -> Settings:
 
 def settings_for(item: pytest.Item) -> TestSettings:
     """Return the item's settings; items made after collection resolve them now."""
-    resolved = item.stash.get(TEST_SETTINGS_KEY, None)
-    if resolved is None:
-        resolved = resolve_test_settings(item, run_settings(item.config))
-        item.stash[TEST_SETTINGS_KEY] = resolved
+    if TEST_SETTINGS_KEY in item.stash:
+        return item.stash[TEST_SETTINGS_KEY]
+    resolved = resolve_test_settings(item, run_settings(item.config))
+    item.stash[TEST_SETTINGS_KEY] = resolved
     return resolved

@@ -65,8 +65,10 @@ class Window:
     # Contexts outside any pool open when the window opened; not the test's.
     outside_at_start: int = 0
     # The test's own findings, judged after its last function-scoped finalizer by
-    # the window fixture; None until then.
+    # _judge_window in the plugin; None until then.
     judged: list[Leak] | None = None
+    # Watch.recorded when the window opened, if nothing was open then; else None.
+    quiet_from: int | None = None
 
 
 class FixtureCode(NamedTuple):
@@ -179,6 +181,10 @@ def reclaim_lease(pool: PoolLike, record: LeaseRecord, who: str) -> str:
 
 def judge(state: RunState, window: Window) -> list[Leak]:
     """Find this window's leaks and reclaim them."""
+    if window.quiet_from == state.watch.recorded and not window.pools:
+        # Nothing was open at the start, and since then no object was recorded
+        # and no pool made (on_new_pool adds each to window.pools): nothing leaked.
+        return []
     leaked: list[LeakedLease] = []
     over_cap: list[Leak] = []
     cap = window.settings.max_contexts
@@ -277,6 +283,8 @@ def note_late_leaks(state: RunState, nodeid: str, objects: list[LeakedObject]) -
 
 def fixture_findings(state: RunState) -> list[Leak]:
     """Return and forget what wider-scoped fixtures leaked, found at finalization."""
+    if not state.fixture_leaks and not state.fixture_objects:
+        return []
     findings = lease_leaks(state.fixture_leaks) + object_leaks(state.fixture_objects)
     state.fixture_leaks.clear()
     state.fixture_objects.clear()

@@ -149,6 +149,9 @@ class Watch:
     # Called before and after every launch and connect. None unless browser
     # processes are measured.
     launch_observer: LaunchObserver | None = None
+    # Objects recorded so far in the run. A test that starts with nothing open and
+    # ends with this count unchanged made nothing, and its check can be skipped.
+    recorded: int = 0
 
     def install(self) -> None:
         """Wrap Playwright's creating methods. Calling it twice changes nothing."""
@@ -226,6 +229,7 @@ class Watch:
         if holder.kind == "code" and self.fallback_holder is not None:
             holder = self.fallback_holder
         watched = Watched(next(self._ids), kind, obj, site, holder, parent)
+        self.recorded += 1
         watched.thread = threading.get_ident()
         watched.how = how
         if kind == CONTEXT:

@@ -41,6 +41,7 @@ from pytest_ctxleak.reports.record import (
     build_record,
     is_worker,
     note_peaks,
+    worker_id,
 )
 from pytest_ctxleak.reports.results import RunResults
 from pytest_ctxleak.reports.summary import write_summary
@@ -71,6 +72,7 @@ class ReportsPlugin:
         self.state = state
         self.paths = paths
         self.results = RunResults()
+        self.worker = worker_id(config)
         # How many of state.dirty_on_entry have gone out in a record already.
         self.shipped_on_entry = 0
         # (format, path) of each report written, and (format, error) of each that
@@ -80,15 +82,12 @@ class ReportsPlugin:
 
     # -- where tests run ----------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
-        # Runs after the ctxleak plugin's wrapper has opened the window and seen
-        # what is open, so the peaks start from what is open now.
-        self.state.watch.reset_peaks()
-
     def new_on_entry(self) -> list[str]:
         """Return the previous holders' leaks noted since the last record."""
-        texts = list(self.state.dirty_on_entry.values())
+        found = self.state.dirty_on_entry
+        if len(found) == self.shipped_on_entry:
+            return []  # the usual case; it copies nothing
+        texts = list(found.values())
         new = texts[self.shipped_on_entry :]
         self.shipped_on_entry = len(texts)
         return new
@@ -161,11 +160,16 @@ class ReportsPlugin:
             )
 
 
+REPORTS_KEY = pytest.StashKey[ReportsPlugin]()
+
+
 def register_reports(config: pytest.Config, state: RunState) -> None:
     """Validate the report options and register the reports' hooks."""
     paths = resolve_report_paths(config)
-    if config.pluginmanager.get_plugin(PLUGIN_NAME) is None:
-        config.pluginmanager.register(ReportsPlugin(config, state, paths), PLUGIN_NAME)
+    if REPORTS_KEY not in config.stash:
+        plugin = ReportsPlugin(config, state, paths)
+        config.stash[REPORTS_KEY] = plugin
+        config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 
 def attach_record(
@@ -176,10 +180,12 @@ def attach_record(
     problems: Sequence[str] = (),
 ) -> None:
     """Put the check's record of the test on its teardown report."""
-    plugin = item.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if not isinstance(plugin, ReportsPlugin):
+    plugin = item.config.stash.get(REPORTS_KEY, None)
+    if plugin is None:
         return
     note_peaks(item, plugin.state.watch)
-    record = build_record(item, verdict, leaks, problems, plugin.new_on_entry())
+    record = build_record(
+        item, verdict, leaks, problems, plugin.new_on_entry(), plugin.worker
+    )
     setattr(report, RECORD_ATTRIBUTE, record)
     add_test_properties(item.config, report, record)

@@ -109,11 +109,13 @@ def build_record(
     leaks: Sequence[Leak] = (),
     problems: Sequence[str] = (),
     left_open_before: Sequence[str] = (),
+    worker: str | None = None,
 ) -> Record:
+    """Return the record; ``worker`` is ``worker_id(item.config)``."""
     rootdir = item.config.rootpath
     return {
         "verdict": verdict,
-        "worker": worker_id(item.config),
+        "worker": worker,
         "leaks": [leak_data(leak, rootdir) for leak in leaks],
         "problems": list(problems),
         "left_open_before": list(left_open_before),
