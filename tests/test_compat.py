@@ -8,7 +8,12 @@ subprocess with the other plugin active.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
+import uuid
 
+import psutil
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -139,6 +144,63 @@ def test_timeout_in_teardown_does_not_hang(pytester: pytest.Pytester) -> None:
             "*held by function-scoped fixture 'slow_cleanup'",
         ]
     )
+
+
+def browsers_with_marker(marker: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if marker in " ".join(process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+def test_thread_timeout_leaves_no_browser(pytester: pytest.Pytester) -> None:
+    """pytest-timeout's thread method ends the process: nothing may outlive it."""
+    marker = f"--ctxleak-compat-marker={uuid.uuid4().hex}"
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def ctxleak_launch_options(ctxleak_launch_options):
+            args = [*ctxleak_launch_options.get("args", []), "{marker}"]
+            return {{**ctxleak_launch_options, "args": args}}
+        """
+    )
+    pytester.makepyfile(
+        test_hangs="""
+        import time
+
+        def test_hangs_with_page(pooled_page):
+            pooled_page.set_content("<p>waiting</p>")
+            time.sleep(120)
+        """
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "ctxleak", "-p", "timeout"]
+    command += ["--timeout=10", "--timeout-method=thread"]
+    process = pytester.popen(command, stdin=subprocess.DEVNULL)
+    try:
+        # The marker is seen on the running browser, so the check below can fail.
+        deadline = time.monotonic() + 60
+        while not browsers_with_marker(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert browsers_with_marker(marker), "the browser never started"
+        out, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode != 0
+    output = out.decode() + err.decode()
+    assert "Timeout" in output
+    assert "ctxleak:" not in output
+    assert "INTERNALERROR" not in output
+    # The browser must close once the pytest process is gone, which happens when
+    # Playwright's driver sees its parent exit. The loop allows it a moment.
+    deadline = time.monotonic() + 15
+    while browsers_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert browsers_with_marker(marker) == []
 
 
 def test_rerun_reclaims_leak_of_failed_attempt(pytester: pytest.Pytester) -> None:
