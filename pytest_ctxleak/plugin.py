@@ -341,17 +341,6 @@ def pytest_fixture_post_finalizer(
     )
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Fail a run whose earlier tests left objects open after they ended."""
-    state = session.config.stash.get(STATE_KEY, None)
-    if state is None or not state.late_leaks or state.settings.mode != "fail":
-        return
-    # NOTE: under pytest-xdist this sets a worker's status, which the controller
-    # does not use; there the late leak shows only in the summary and reports.
-    if session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
 class _JudgeAtTeardown:
     """A stand-in for the item's ``teardown`` method while the test runs.
 

@@ -93,9 +93,6 @@ class RunState:
     fixture_leaks: list[LeakedLease] = field(default_factory=list)
     # Leases found outstanding when a test started, each described once.
     dirty_on_entry: dict[tuple[int, int], str] = field(default_factory=dict)
-    # Objects that an earlier test's task or thread created after that test ended,
-    # found and closed at a later test's end. They fail the run, not that test.
-    late_leaks: int = 0
     # Holder tokens of fixtures whose teardown is running, by id(fixturedef).
     teardown_holders: dict[int, Token[Holder]] = field(default_factory=dict)
     # Wider-scoped fixtures set up and not yet finalized, by id(fixturedef).
@@ -278,7 +275,6 @@ def note_late_leaks(state: RunState, nodeid: str, objects: list[LeakedObject]) -
         )
         logger.warning("%s", text)
         state.dirty_on_entry[(-2, watched.watch_id)] = text
-        state.late_leaks += 1
 
 
 def fixture_findings(state: RunState) -> list[Leak]:

@@ -757,7 +757,13 @@ def test_page_opened_after_release_caught(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_thread_leak_blamed_on_starting_test(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    "extra", [(), ("-p", "xdist", "-n", "1")], ids=["one process", "xdist"]
+)
+def test_thread_leak_blamed_on_starting_test(
+    pytester: pytest.Pytester, extra: tuple[str, ...]
+) -> None:
+    """Under xdist too, the run fails: the controller reads the late leak's record."""
     pytester.makepyfile(
         test_thread="""
         import threading
@@ -788,12 +794,15 @@ def test_thread_leak_blamed_on_starting_test(pytester: pytest.Pytester) -> None:
             state["thread"].join(30)
         """
     )
-    result = run(pytester, "-rA")
+    result = run(pytester, "-rA", *extra)
     assert result.ret == 1
     result.assert_outcomes(passed=3)
     output = result.stdout.str()
     assert "ERROR at teardown" not in output
     assert "started; it is the previous holder's leak" not in output
+    result.stdout.fnmatch_lines(
+        ["the run fails: 1 object made for a test after it ended, listed above"]
+    )
     result.stdout.fnmatch_lines(
         [
             "*a browser* created at test_thread.py:12 in work for test "

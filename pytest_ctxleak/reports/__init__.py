@@ -44,7 +44,7 @@ from pytest_ctxleak.reports.record import (
     worker_id,
 )
 from pytest_ctxleak.reports.results import RunResults
-from pytest_ctxleak.reports.summary import write_summary
+from pytest_ctxleak.reports.summary import late_leak_count, write_summary
 from pytest_ctxleak.verdict import RunState
 
 __all__ = [
@@ -112,12 +112,18 @@ class ReportsPlugin:
         # tryfirst: before the junitxml plugin writes its file.
         if is_worker(self.config):
             return
+        # Objects made for a test after it ended failed no test, so they fail the
+        # run. The records hold them, so under pytest-xdist the controller, whose
+        # status is the run's, finds them too.
+        fails_run = late_leak_count(self.results) and self.state.settings.mode == "fail"
+        if fails_run and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         add_suite_properties(self.config, self.results.records())
         if self.paths.json is None and self.paths.html is None:
             return
         settings = self.state.settings
         data = build_report(
-            self.results, int(exitstatus), settings.mode, settings.max_contexts
+            self.results, int(session.exitstatus), settings.mode, settings.max_contexts
         )
         for report_format, path, write in (
             ("JSON", self.paths.json, write_json),

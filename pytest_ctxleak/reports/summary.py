@@ -179,6 +179,11 @@ def left_open_lines(results: RunResults) -> list[str]:
     ]
 
 
+def late_leak_count(results: RunResults) -> int:
+    """Count the objects made for a test after it ended; they fail the run."""
+    return sum(1 for text in left_open_lines(results) if LATE_MARK in text)
+
+
 def write_summary(writer: Writer, results: RunResults, verbosity: int) -> None:
     """Write the summary. A clean run prints nothing unless ``-v`` is given."""
     if not results.tests:
@@ -200,7 +205,7 @@ def write_summary(writer: Writer, results: RunResults, verbosity: int) -> None:
         writer.section("ctxleak: left open by earlier tests", sep="-")
         for text in left_open:
             writer.line(text)
-        late = sum(1 for text in left_open if LATE_MARK in text)
+        late = late_leak_count(results)
         if late:
             # These fail the run, although no test failed for them.
             writer.line(
