@@ -240,12 +240,15 @@ def close_window(item: pytest.Item) -> None:
     Call it after the test's function-scoped fixtures are torn down and before the
     leak check closes what the test left open, so the measurement sees the leak.
     """
-    if WINDOW_KEY not in item.stash:
-        return
-    window = item.stash[WINDOW_KEY]
     hooks = item.config.stash.get(HOOKS_KEY, None)
     if hooks is None:
         return
+    if WINDOW_KEY not in item.stash:
+        # A test whose only browser was reached through connect opened no window.
+        if hooks.tracker.remote and hooks.settings.measure != "off":
+            figures_of(item)["unmeasured_browsers"] = len(hooks.tracker.remote)
+        return
+    window = item.stash[WINDOW_KEY]
     try:
         window.findings = _judge(item, hooks, window)
     except Exception:  # measuring must never crash the run

@@ -171,6 +171,9 @@ def _open_window(state: RunState, item: pytest.Item) -> Window:
     """Take the baseline of the test: what is open and outstanding as it starts."""
     settings = settings_for(item)
     watch = state.watch
+    # Read first: an object that another thread records during the reads below is
+    # then counted as new, never missed by both.
+    recorded = watch.recorded
     pools = {id(pool): pool for pool in open_pools()}
     open_objects = watch.open_objects()
     if not pools and not open_objects:
@@ -185,7 +188,7 @@ def _open_window(state: RunState, item: pytest.Item) -> Window:
             {},
             set(),
             watch.outside_open,
-            quiet_from=watch.recorded,
+            quiet_from=recorded,
         )
     baseline = set()
     for pool in pools.values():

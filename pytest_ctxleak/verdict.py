@@ -124,7 +124,7 @@ def note_object_on_entry(
     key = (-1, watched.watch_id)
     node: Watched | None = watched
     while node is not None:  # an object inside a late leak was described with it
-        if (-2, node.watch_id) in state.dirty_on_entry:
+        if (LATE_KEY, node.watch_id) in state.dirty_on_entry:
             return
         node = node.parent
     if key in state.dirty_on_entry:
@@ -245,9 +245,11 @@ def judge(state: RunState, window: Window) -> list[Leak]:
     return lease_leaks(leaked) + object_leaks(objects) + over_cap
 
 
-# Part of the text of every object made for a test after it ended; the summary
-# counts these, because they fail the run.
+# Part of the text of every object made for a test after it ended.
 LATE_MARK = ", after that test ended"
+# The first part of the dirty_on_entry key of such an object. The records count
+# these keys, because such objects fail the run.
+LATE_KEY = -2
 
 
 def test_of(holder: Holder) -> str | None:
@@ -274,7 +276,7 @@ def note_late_leaks(state: RunState, nodeid: str, objects: list[LeakedObject]) -
             f"(reclaimed: {leaked.reclaimed})"
         )
         logger.warning("%s", text)
-        state.dirty_on_entry[(-2, watched.watch_id)] = text
+        state.dirty_on_entry[(LATE_KEY, watched.watch_id)] = text
 
 
 def fixture_findings(state: RunState) -> list[Leak]:

@@ -582,6 +582,64 @@ def test_remote_browser_not_measured(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_remote_only_browser_still_counted(pytester: pytest.Pytester) -> None:
+    """A first test whose only browser runs outside Playwright gets the figure too."""
+    pytester.makeconftest(FIGURES_CONFTEST)
+    pytester.makepyfile(
+        test_remote_only="""
+        import socket
+        import subprocess
+        import time
+
+        import pytest
+
+        def free_port():
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                return probe.getsockname()[1]
+
+        @pytest.fixture
+        def remote(ctxleak_playwright, ctxleak_launch_options, tmp_path):
+            port = free_port()
+            executable = ctxleak_launch_options.get("executable_path")
+            executable = executable or ctxleak_playwright.chromium.executable_path
+            command = [
+                executable,
+                "--headless",
+                "--no-sandbox",  # Playwright adds it too: the tests may run as root
+                f"--remote-debugging-port={port}",
+                "--remote-debugging-address=127.0.0.1",
+                f"--user-data-dir={tmp_path}",
+                *ctxleak_launch_options["args"],
+                "about:blank",
+            ]
+            process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the browser never listened"
+                    time.sleep(0.2)
+            browser = ctxleak_playwright.chromium.connect_over_cdp(
+                f"http://127.0.0.1:{port}"
+            )
+            yield browser
+            browser.close()
+            process.terminate()
+            process.wait(30)
+
+        def test_uses_remote_only(remote):
+            assert remote.is_connected()
+        """
+    )
+    result = run(pytester, "-rA")
+    assert result.ret == 0, result.stdout.str()
+    recorded = figures(pytester)["test_uses_remote_only"]
+    assert recorded["unmeasured_browsers"] == 1
+
+
 @pytest.mark.parametrize(
     ("args", "ini", "marker", "expected"),
     [

@@ -27,6 +27,7 @@ from pytest_ctxleak.reports.html_report import render_html
 from pytest_ctxleak.reports.json_report import build_report, load_schema
 from pytest_ctxleak.reports.record import RECORD_ATTRIBUTE, VERDICTS
 from pytest_ctxleak.reports.results import OUTCOMES, ReportedTest, RunResults
+from pytest_ctxleak.reports.summary import late_leak_count
 
 pytest_plugins = ["pytester"]
 
@@ -682,3 +683,47 @@ def test_report_paths_from_ini_relative_to_it(
     assert [test["nodeid"] for test in report["tests"]] == ["test_x.py::test_x"]
     assert (pytester.path / "reports/run.html").read_text().startswith("<!doctype")
     assert not (pytester.path / "elsewhere/reports").exists()
+
+
+class TeardownReport:
+    """The parts of a teardown report that RunResults reads."""
+
+    def __init__(self, nodeid: str, data: dict[str, Any]) -> None:
+        self.nodeid = nodeid
+        self.when = "teardown"
+        self.duration = 0.0
+        self.passed = True
+        self.failed = False
+        self.skipped = False
+        self.outcome = "passed"
+        setattr(self, RECORD_ATTRIBUTE, data)
+
+
+def test_late_count_survives_rerun() -> None:
+    """A second attempt's record keeps the first one's findings."""
+    first = record("passed")
+    first["left_open_before"] = ["a browser made for test t.py::test_a, after ..."]
+    first["late_leaks"] = 1
+    second = record("passed")
+    second["late_leaks"] = 0
+    results = RunResults()
+    for data in (first, second):
+        results.add_report(TeardownReport("t.py::test_b", data))  # type: ignore[arg-type]
+
+    assert late_leak_count(results) == 1
+    merged = results.tests["t.py::test_b"].record
+    assert merged is not None
+    assert merged["left_open_before"] == first["left_open_before"]
+
+
+def test_late_count_ignores_wording() -> None:
+    """A node id that happens to contain the late-leak wording fails nothing."""
+    data = record("passed")
+    data["left_open_before"] = [
+        "lease #1 was already outstanding when t.py::test[x, after that test ended] "
+        "started; it is the previous holder's leak, not this test's"
+    ]
+    results = RunResults()
+    results.add_report(TeardownReport("t.py::test_b", data))  # type: ignore[arg-type]
+
+    assert late_leak_count(results) == 0

@@ -813,6 +813,52 @@ def test_thread_leak_blamed_on_starting_test(
     )
 
 
+def test_thread_leak_kept_across_rerun(pytester: pytest.Pytester) -> None:
+    """A rerun of the test that found a late leak does not drop it: the run fails."""
+    pytester.makepyfile(
+        test_thread_rerun="""
+        import threading
+
+        import pytest
+        from playwright.sync_api import sync_playwright
+
+        state = {"go": threading.Event(), "made": threading.Event(),
+                 "stop": threading.Event(), "attempts": 0}
+
+        def test_a_starts_thread(ctxleak_launch_options):
+            def work():
+                state["go"].wait(30)
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(**ctxleak_launch_options)
+                    state["made"].set()
+                    state["stop"].wait(30)
+                    browser.close()
+
+            state["thread"] = threading.Thread(target=work, daemon=True)
+            state["thread"].start()
+
+        @pytest.mark.flaky(reruns=1)
+        def test_b_fails_once():
+            state["go"].set()
+            assert state["made"].wait(30)
+            state["attempts"] += 1
+            assert state["attempts"] > 1
+
+        def test_c_stops_thread():
+            state["stop"].set()
+            state["thread"].join(30)
+        """
+    )
+    result = run(pytester, "-p", "rerunfailures", "-rA")
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed") == 3
+    assert outcomes.get("rerun") == 1
+    result.stdout.fnmatch_lines(
+        ["the run fails: 1 object made for a test after it ended, listed above"]
+    )
+
+
 def test_task_leak_blamed_on_spawning_test(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
     pytester.makepyfile(

@@ -45,7 +45,7 @@ from pytest_ctxleak.reports.record import (
 )
 from pytest_ctxleak.reports.results import RunResults
 from pytest_ctxleak.reports.summary import late_leak_count, write_summary
-from pytest_ctxleak.verdict import RunState
+from pytest_ctxleak.verdict import LATE_KEY, RunState
 
 __all__ = [
     "ERROR",
@@ -82,15 +82,16 @@ class ReportsPlugin:
 
     # -- where tests run ----------------------------------------------------------
 
-    def new_on_entry(self) -> list[str]:
-        """Return the previous holders' leaks noted since the last record."""
+    def new_on_entry(self) -> tuple[list[str], int]:
+        """Return the previous holders' leaks noted since the last record, and how
+        many of them are objects made for a test after it ended."""
         found = self.state.dirty_on_entry
         if len(found) == self.shipped_on_entry:
-            return []  # the usual case; it copies nothing
-        texts = list(found.values())
-        new = texts[self.shipped_on_entry :]
-        self.shipped_on_entry = len(texts)
-        return new
+            return [], 0  # the usual case; it copies nothing
+        entries = list(found.items())[self.shipped_on_entry :]
+        self.shipped_on_entry = len(found)
+        late = sum(1 for key, _ in entries if key[0] == LATE_KEY)
+        return [text for _, text in entries], late
 
     # -- the controller -----------------------------------------------------------
 
@@ -190,8 +191,8 @@ def attach_record(
     if plugin is None:
         return
     note_peaks(item, plugin.state.watch)
-    record = build_record(
-        item, verdict, leaks, problems, plugin.new_on_entry(), plugin.worker
-    )
+    left_open, late = plugin.new_on_entry()
+    record = build_record(item, verdict, leaks, problems, left_open, plugin.worker)
+    record["late_leaks"] = late
     setattr(report, RECORD_ATTRIBUTE, record)
     add_test_properties(item.config, report, record)

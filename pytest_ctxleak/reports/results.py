@@ -65,6 +65,20 @@ class ReportedTest:
         return sum(int(count) for count in counts.values())
 
 
+def merge_attempts(earlier: Record, later: Record) -> Record:
+    """Return the record of a later run of a test, keeping the earlier findings."""
+    return {
+        **later,
+        "leaks": [*earlier.get("leaks", []), *later.get("leaks", [])],
+        "left_open_before": [
+            *earlier.get("left_open_before", []),
+            *later.get("left_open_before", []),
+        ],
+        "late_leaks": int(earlier.get("late_leaks", 0))
+        + int(later.get("late_leaks", 0)),
+    }
+
+
 def worker_order(worker: str | None) -> tuple[int, str, int]:
     """Return a sort key that puts no worker first, then gw2 before gw10."""
     if worker is None:
@@ -103,11 +117,10 @@ class RunResults:
                 result.outcome = "passed"  # setup passed, no call report
             record = record_of(report)
             if record is not None:
-                earlier = result.record.get("leaks", []) if result.record else []
-                if earlier:
-                    # A rerun plugin runs the test again under the same node id:
-                    # every attempt's leaks stay in the record.
-                    record = {**record, "leaks": [*earlier, *record.get("leaks", [])]}
+                if result.record:
+                    # A rerun plugin runs the test again under the same node id, as
+                    # does --keep-duplicates: every attempt's findings stay.
+                    record = merge_attempts(result.record, record)
                 result.record = record
                 result.worker = record.get("worker")
 

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 from pytest_ctxleak.reports.record import CRASHED, ERROR, WARNED
 from pytest_ctxleak.reports.results import ReportedTest, RunResults
-from pytest_ctxleak.verdict import LATE_MARK
 
 # Maximum cell widths at default verbosity. With -v, cells are shown whole.
 MAX_WIDTHS = (60, 14, 50, 40)
@@ -181,7 +180,10 @@ def left_open_lines(results: RunResults) -> list[str]:
 
 def late_leak_count(results: RunResults) -> int:
     """Count the objects made for a test after it ended; they fail the run."""
-    return sum(1 for text in left_open_lines(results) if LATE_MARK in text)
+    return sum(
+        int((result.record or {}).get("late_leaks", 0))
+        for result in results.tests.values()
+    )
 
 
 def write_summary(writer: Writer, results: RunResults, verbosity: int) -> None:
