@@ -30,6 +30,10 @@ PYTEST_ARGUMENTS = (
     "examples/bookshop/tests",
     "-p",
     "no:cacheprovider",
+    # The suite is sync. pytest-asyncio, installed with the test extra, would
+    # warn about its own unset loop scope setting in every run.
+    "-p",
+    "no:asyncio",
     "-q",
 )
 # Seconds per run. A run launches one Chromium and loads a dozen local pages, so
