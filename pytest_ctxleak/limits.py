@@ -105,12 +105,6 @@ class ProcessHooks:
         window = ProcessWindow(item.nodeid, limits, memory, judged)
         if soak:
             window.soak = SoakRun(test.soak)
-        self._start(item, window, trees)
-
-    def _start(
-        self, item: pytest.Item, window: ProcessWindow, trees: list[BrowserTree]
-    ) -> None:
-        memory = window.memory
         for tree in trees:
             window.baseline[tree.key] = self.tracker.sample([tree], memory)
 
@@ -243,12 +237,15 @@ def close_window(item: pytest.Item) -> None:
     hooks = item.config.stash.get(HOOKS_KEY, None)
     if hooks is None:
         return
-    if WINDOW_KEY not in item.stash:
-        # A test whose only browser was reached through connect opened no window.
-        if hooks.tracker.remote and hooks.settings.measure != "off":
-            figures_of(item)["unmeasured_browsers"] = len(hooks.tracker.remote)
+    # Not stash.get, which raises and catches a KeyError on every miss.
+    window = item.stash[WINDOW_KEY] if WINDOW_KEY in item.stash else None  # noqa: SIM401
+    # Written here, not with the window: a test whose only browser was reached
+    # through connect opens no window.
+    remote = hooks.tracker.remote
+    if remote and (window is not None or hooks.settings.measure != "off"):
+        figures_of(item)["unmeasured_browsers"] = len(remote)
+    if window is None:
         return
-    window = item.stash[WINDOW_KEY]
     try:
         window.findings = _judge(item, hooks, window)
     except Exception:  # measuring must never crash the run
@@ -265,8 +262,6 @@ def findings(item: pytest.Item) -> list[Leak]:
 def _judge(item: pytest.Item, hooks: ProcessHooks, window: ProcessWindow) -> list[Leak]:
     tracker = hooks.tracker
     figures = figures_of(item)
-    if tracker.remote:
-        figures["unmeasured_browsers"] = len(tracker.remote)
     found = []
     if window.soak is not None:
         figures["soak"] = window.soak.figures()

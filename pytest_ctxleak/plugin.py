@@ -154,7 +154,7 @@ def pytest_runtest_protocol(
     watch.reset_peaks()
     test_holder = Holder("test", item.nodeid)
     watch.fallback_holder = test_holder
-    # An instance attribute hides the class's method; pytest reads it at setup.
+    # An instance attribute hides the class's method, and pytest reads it at setup.
     item.teardown = _JudgeAtTeardown(item, item.teardown)  # type: ignore[method-assign]
     token = set_holder(test_holder)
     try:

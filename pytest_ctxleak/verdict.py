@@ -67,7 +67,7 @@ class Window:
     # The test's own findings, judged after its last function-scoped finalizer by
     # _judge_window in the plugin; None until then.
     judged: list[Leak] | None = None
-    # Watch.recorded when the window opened, if nothing was open then; else None.
+    # Watch.recorded when the window opened if nothing was open then, else None.
     quiet_from: int | None = None
 
 

@@ -195,8 +195,8 @@ def test_thread_timeout_leaves_no_browser(pytester: pytest.Pytester) -> None:
     assert "Timeout" in output
     assert "ctxleak:" not in output
     assert "INTERNALERROR" not in output
-    # The browser must close once the pytest process is gone, which happens when
-    # Playwright's driver sees its parent exit. The loop allows it a moment.
+    # The browser must close once the pytest process is gone: Playwright's driver
+    # exits with its parent and closes it. The loop allows it a moment.
     deadline = time.monotonic() + 15
     while browsers_with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.5)

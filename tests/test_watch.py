@@ -757,21 +757,15 @@ def test_page_opened_after_release_caught(pytester: pytest.Pytester) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "extra", [(), ("-p", "xdist", "-n", "1")], ids=["one process", "xdist"]
-)
-def test_thread_leak_blamed_on_starting_test(
-    pytester: pytest.Pytester, extra: tuple[str, ...]
-) -> None:
-    """Under xdist too, the run fails: the controller reads the late leak's record."""
-    pytester.makepyfile(
-        test_thread="""
+# A test file whose first test starts a thread that launches a browser once the
+# second test lets it. The last test stops the thread.
+THREAD_STARTER = """
         import threading
 
         from playwright.sync_api import sync_playwright
 
         state = {"go": threading.Event(), "made": threading.Event(),
-                 "stop": threading.Event()}
+                 "stop": threading.Event(), "attempts": 0}
 
         def test_a_starts_thread(ctxleak_launch_options):
             def work():
@@ -784,15 +778,29 @@ def test_thread_leak_blamed_on_starting_test(
 
             state["thread"] = threading.Thread(target=work, daemon=True)
             state["thread"].start()
-
-        def test_b_waits_only():
-            state["go"].set()
-            assert state["made"].wait(30)
-
+"""
+THREAD_STOPPER = """
         def test_c_stops_thread():
             state["stop"].set()
             state["thread"].join(30)
+"""
+
+
+@pytest.mark.parametrize(
+    "extra", [(), ("-p", "xdist", "-n", "1")], ids=["one process", "xdist"]
+)
+def test_thread_leak_blamed_on_starting_test(
+    pytester: pytest.Pytester, extra: tuple[str, ...]
+) -> None:
+    """Under xdist too, the run fails: the controller reads the late leak's record."""
+    pytester.makepyfile(
+        test_thread=THREAD_STARTER
+        + """
+        def test_b_waits_only():
+            state["go"].set()
+            assert state["made"].wait(30)
         """
+        + THREAD_STOPPER
     )
     result = run(pytester, "-rA", *extra)
     assert result.ret == 1
@@ -816,40 +824,17 @@ def test_thread_leak_blamed_on_starting_test(
 def test_thread_leak_kept_across_rerun(pytester: pytest.Pytester) -> None:
     """A rerun of the test that found a late leak does not drop it: the run fails."""
     pytester.makepyfile(
-        test_thread_rerun="""
-        import threading
-
-        import pytest
-        from playwright.sync_api import sync_playwright
-
-        state = {"go": threading.Event(), "made": threading.Event(),
-                 "stop": threading.Event(), "attempts": 0}
-
-        def test_a_starts_thread(ctxleak_launch_options):
-            def work():
-                state["go"].wait(30)
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(**ctxleak_launch_options)
-                    state["made"].set()
-                    state["stop"].wait(30)
-                    browser.close()
-
-            state["thread"] = threading.Thread(target=work, daemon=True)
-            state["thread"].start()
-
-        @pytest.mark.flaky(reruns=1)
+        test_thread_rerun=THREAD_STARTER
+        + """
         def test_b_fails_once():
             state["go"].set()
             assert state["made"].wait(30)
             state["attempts"] += 1
             assert state["attempts"] > 1
-
-        def test_c_stops_thread():
-            state["stop"].set()
-            state["thread"].join(30)
         """
+        + THREAD_STOPPER
     )
-    result = run(pytester, "-p", "rerunfailures", "-rA")
+    result = run(pytester, "-p", "rerunfailures", "--reruns=1", "-rA")
     assert result.ret == 1
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == 3
